@@ -1,0 +1,440 @@
+"""Recurrent cells as pure functions: the Elman RNN, the LSTM and the GRU.
+
+A ``Cell`` is a NamedTuple of pure functions (the shape of an Optax
+``GradientTransformation``)::
+
+    cell = rj.cells.lstm(hidden_size=64)
+    params = cell.init(key, input_size)               # LSTMParams(U, W, b)
+    carry = cell.initial_carry(params, batch_shape)   # zeros
+    carry, y = cell.step(params, carry, x)            # x: (*batch, input_size)
+
+``step`` is split in two so that a scan can hoist the input side out of the time
+loop: ``project`` computes ``U x_t + b`` for any number of steps at once (one large
+matmul), ``recur`` does the rest of one step given that projection::
+
+    step(params, carry, x) == recur(prepare(params), carry, project(params, x))
+
+``prepare`` lays out the recurrent weights for the loop once, outside it.
+
+Weights keep the textbook's orientation and names (and PyTorch's layout): ``U: (h, i)``
+maps the input, ``W: (h, h)`` the previous state, so ``U x_t`` is ``x @ U.T`` on a batch of
+row vectors. Gated cells stack their gates' blocks in one ``U``, ``W`` and ``b`` so a
+step runs one fused matmul; each gate is reachable by its textbook name as a view,
+e.g. ``params.W_f`` is the LSTM forget gate's ``(h, h + i)`` matrix over ``[h_{t-1}, x_t]``.
+
+Factories are cached: ``lstm(64) is lstm(64)``, so configs holding cells compare equal.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from rnnjax import init as inits
+from rnnjax.types import Array, Carry, Params, PRNGKey
+
+
+class Cell(NamedTuple):
+    """A recurrent cell: pure functions over explicit params and carry.
+
+    Attributes:
+        init: ``init(key, input_size) -> params``.
+        initial_carry: ``initial_carry(params, batch_shape=()) -> carry`` (zeros).
+        step: ``step(params, carry, x) -> (carry, y)``, x: ``(*batch, input_size)``.
+        project: ``project(params, xs) -> xp``, the input side ``U x_t + b`` for any
+            leading dims; xp: ``(..., num_gates * hidden_size)``.
+        prepare: ``prepare(params) -> loop_params``, the recurrent weights laid out for
+            the time loop (computed once, outside it).
+        recur: ``recur(loop_params, carry, xp_t) -> (carry, y)``, the rest of a step.
+        name: ``"rnn"``, ``"lstm"`` or ``"gru"``.
+        hidden_size: h, the size of ``y`` and of each state array.
+        num_gates: blocks stacked in ``U``, ``W`` and ``b`` (rnn 1, gru 3, lstm 4).
+        options: the factory's arguments as ``(name, value)`` pairs, e.g.
+            ``(("activation", "tanh"), ...)``; ``dict(cell.options)`` reads them.
+    """
+
+    init: Callable[[PRNGKey, int], Params]
+    initial_carry: Callable[..., Carry]
+    step: Callable[[Params, Carry, Array], tuple[Carry, Array]]
+    project: Callable[[Params, Array], Array]
+    prepare: Callable[[Params], Any]
+    recur: Callable[[Any, Carry, Array], tuple[Carry, Array]]
+    name: str
+    hidden_size: int
+    num_gates: int
+    options: tuple[tuple[str, Any], ...] = ()
+
+
+def _blocks(params: Any, names: str, gate: str) -> tuple[Array, Array]:
+    """The ``(h, h + i)`` matrix over ``[h_{t-1}, x_t]`` and the bias of one gate."""
+    h = params.W.shape[-1]
+    k = names.index(gate)
+    rows = slice(k * h, (k + 1) * h)
+    return jnp.concatenate([params.W[rows], params.U[rows]], axis=1), params.b[rows]
+
+
+class RNNParams(NamedTuple):
+    """Elman RNN parameters: ``U: (h, i)``, ``W: (h, h)``, ``b: (h,)``."""
+
+    U: Array
+    W: Array
+    b: Array
+
+
+class LSTMParams(NamedTuple):
+    """LSTM parameters with the gates stacked in the order f, i, C, o.
+
+    ``U: (4h, i)``, ``W: (4h, h)``, ``b: (4h,)``. The textbook's per-gate matrices over the
+    concatenation ``[h_{t-1}, x_t]`` are views: ``W_f, W_i, W_C, W_o: (h, h + i)`` and
+    ``b_f, b_i, b_C, b_o: (h,)``.
+    """
+
+    U: Array
+    W: Array
+    b: Array
+
+    W_f = property(lambda self: _blocks(self, "fico", "f")[0])
+    W_i = property(lambda self: _blocks(self, "fico", "i")[0])
+    W_C = property(lambda self: _blocks(self, "fico", "c")[0])
+    W_o = property(lambda self: _blocks(self, "fico", "o")[0])
+    b_f = property(lambda self: _blocks(self, "fico", "f")[1])
+    b_i = property(lambda self: _blocks(self, "fico", "i")[1])
+    b_C = property(lambda self: _blocks(self, "fico", "c")[1])
+    b_o = property(lambda self: _blocks(self, "fico", "o")[1])
+
+
+class LSTMState(NamedTuple):
+    """The LSTM carry: hidden state ``h: (*b, h)`` and cell state ``c: (*b, h)``."""
+
+    h: Array
+    c: Array
+
+
+class GRUParams(NamedTuple):
+    """GRU parameters with the gates stacked in the order r, z, n (as in PyTorch).
+
+    ``U: (3h, i)``, ``W: (3h, h)``, ``b: (3h,)``; ``b_hn: (h,)`` is the recurrent bias of the
+    candidate, which sits inside the reset, ``r * (W_n h + b_hn)`` (``None`` when
+    ``reset_after=False``). Views: ``W_r, W_z, W_n: (h, h + i)``, ``b_r, b_z, b_n: (h,)``.
+    """
+
+    U: Array
+    W: Array
+    b: Array
+    b_hn: Array | None
+
+    W_r = property(lambda self: _blocks(self, "rzn", "r")[0])
+    W_z = property(lambda self: _blocks(self, "rzn", "z")[0])
+    W_n = property(lambda self: _blocks(self, "rzn", "n")[0])
+    b_r = property(lambda self: _blocks(self, "rzn", "r")[1])
+    b_z = property(lambda self: _blocks(self, "rzn", "z")[1])
+    b_n = property(lambda self: _blocks(self, "rzn", "n")[1])
+
+
+def _check_size(value: int, name: str) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ValueError(f"{name}: expected a positive int, got {value!r}")
+
+
+def _check_params(
+    params: Any, cls: type, num_gates: int, hidden_size: int, has_b_hn: bool = False
+) -> None:
+    """Raises a ValueError unless params have the type and shapes that the cell needs."""
+    if not isinstance(params, cls):
+        raise ValueError(f"params: expected {cls.__name__}, got {type(params).__name__}")
+    gh = num_gates * hidden_size
+    expected = {"W": (gh, hidden_size), "b": (gh,)}
+    if has_b_hn:
+        expected["b_hn"] = (hidden_size,)
+    elif cls is GRUParams and params.b_hn is not None:
+        # GRU params of the other form would run silently with the wrong equations.
+        raise ValueError("params.b_hn: expected None for gru(reset_after=False), got an array")
+    for field, shape in expected.items():
+        got = jnp.shape(getattr(params, field))
+        if got != shape:
+            raise ValueError(
+                f"params.{field}: expected shape {shape} for hidden_size={hidden_size}, got {got}"
+            )
+    if jnp.ndim(params.U) != 2 or jnp.shape(params.U)[0] != gh:
+        raise ValueError(f"params.U: expected shape ({gh}, input_size), got {jnp.shape(params.U)}")
+
+
+def _check_x(x: Array, params: Any, name: str = "x") -> None:
+    input_size = params.U.shape[1]
+    if jnp.ndim(x) < 1 or jnp.shape(x)[-1] != input_size:
+        raise ValueError(
+            f"{name}: expected last axis of size input_size={input_size}, got shape {jnp.shape(x)}"
+        )
+    if not jnp.issubdtype(jnp.result_type(x), jnp.floating):
+        raise ValueError(f"{name}: expected a floating dtype, got {jnp.result_type(x)}")
+
+
+def _make_cell(
+    name: str,
+    cls: type,
+    num_gates: int,
+    hidden_size: int,
+    init: Callable[[PRNGKey, int], Params],
+    zero_carry: Callable[[tuple[int, ...], Any], Carry],
+    prepare: Callable[[Params], Any],
+    recur: Callable[[Any, Carry, Array], tuple[Carry, Array]],
+    has_b_hn: bool = False,
+    **options: Any,
+) -> Cell:
+    """Assembles a Cell: adds the shared input projection, checks and ``step``."""
+
+    def project(params: Params, xs: Array) -> Array:
+        _check_params(params, cls, num_gates, hidden_size, has_b_hn)
+        _check_x(xs, params, "xs")
+        return xs @ params.U.T + params.b
+
+    def initial_carry(params: Params, batch_shape: tuple[int, ...] = ()) -> Carry:
+        _check_params(params, cls, num_gates, hidden_size, has_b_hn)
+        return zero_carry(tuple(batch_shape), params.W.dtype)
+
+    def step(params: Params, carry: Carry, x: Array) -> tuple[Carry, Array]:
+        return recur(prepare(params), carry, project(params, x))
+
+    return Cell(
+        init, initial_carry, step, project, prepare, recur, name, hidden_size, num_gates,
+        tuple(sorted(options.items())),
+    )  # fmt: skip
+
+
+@functools.cache
+def rnn(
+    hidden_size: int,
+    activation: str = "tanh",
+    *,
+    input_init: str | inits.Initializer = "glorot_uniform",
+    recurrent_init: str = "orthogonal",
+    gain: float = 1.0,
+    bias: float = 0.0,
+    dtype: Any = jnp.float32,
+) -> Cell:
+    """The vanilla (Elman) RNN.
+
+    ``a_t = f(U x_t + W a_{t-1} + b)`` with f = tanh or ReLU; the cell outputs ``a_t``.
+    The output layer ``y_t = g(V a_t + c)`` of the textbook belongs to the models.
+
+    Args:
+        hidden_size: size of ``a_t``.
+        activation: ``"tanh"`` or ``"relu"``.
+        input_init: initialiser of ``U`` (a name in ``rnnjax.init.INPUT_INITS`` or a
+            ``jax.nn.initializers`` callable).
+        recurrent_init: initialiser of ``W``: ``"orthogonal"``, ``"gaussian"``,
+            ``"identity"`` (the IRNN of Le et al. 2015, see :func:`irnn`) or ``"torch"``.
+        gain: scale of ``W`` (spectral radius for ``"orthogonal"``, ``"identity"``, and
+            asymptotically for ``"gaussian"``).
+        bias: the constant that ``b`` starts at.
+        dtype: dtype of the params.
+
+    Example:
+        >>> cell = rnn(32)
+        >>> params = cell.init(jax.random.key(0), 8)   # RNNParams(U=(32, 8), W=(32, 32), b=(32,))
+        >>> carry, ys = rj.unroll(cell, params, xs)     # xs: (batch, time, 8)
+    """
+    _check_size(hidden_size, "hidden_size")
+    acts = {"tanh": jnp.tanh, "relu": jax.nn.relu}
+    if activation not in acts:
+        raise ValueError(f"activation: expected one of {tuple(acts)}, got {activation!r}")
+    inits.check_input_init(input_init)
+    inits.check_recurrent_init(recurrent_init)
+    f = acts[activation]
+
+    def init(key: PRNGKey, input_size: int) -> RNNParams:
+        _check_size(input_size, "input_size")
+        k_u, k_w = jax.random.split(key)
+        return RNNParams(
+            U=inits.input_weights(k_u, input_init, 1, hidden_size, input_size, dtype),
+            W=inits.recurrent_weights(k_w, recurrent_init, 1, hidden_size, gain, dtype),
+            b=jnp.full((hidden_size,), bias, dtype),
+        )
+
+    def recur(W_T: Array, a: Array, xp: Array) -> tuple[Array, Array]:
+        a = f(xp + a @ W_T)
+        return a, a
+
+    return _make_cell(
+        "rnn", RNNParams, 1, hidden_size, init,
+        lambda shape, dt: jnp.zeros((*shape, hidden_size), dt),
+        lambda params: params.W.T, recur,
+        activation=activation, input_init=input_init, recurrent_init=recurrent_init, gain=gain,
+        bias=bias, dtype=dtype,
+    )  # fmt: skip
+
+
+def irnn(hidden_size: int, *, gain: float = 1.0, dtype: Any = jnp.float32) -> Cell:
+    """The IRNN of Le, Jaitly & Hinton 2015: a ReLU RNN with ``W = gain * I``, ``b = 0``
+    and input weights drawn from N(0, 0.001^2)."""
+    return rnn(
+        hidden_size, "relu", input_init=_IRNN_INPUT, recurrent_init="identity", gain=gain, dtype=dtype
+    )
+
+
+_IRNN_INPUT = jax.nn.initializers.normal(1e-3)
+
+
+@functools.cache
+def lstm(
+    hidden_size: int,
+    forget_bias: float = 1.0,
+    *,
+    input_init: str | inits.Initializer = "glorot_uniform",
+    recurrent_init: str = "orthogonal",
+    gain: float = 1.0,
+    chrono: float | None = None,
+    dtype: Any = jnp.float32,
+) -> Cell:
+    """The LSTM of Hochreiter & Schmidhuber 1997 with the forget gate of Gers et al. 2000.
+
+    Over the concatenation ``[h_{t-1}, x_t]``::
+
+        f_t  = sigmoid(W_f [h_{t-1}, x_t] + b_f)      forget gate
+        i_t  = sigmoid(W_i [h_{t-1}, x_t] + b_i)      input gate
+        C~_t = tanh(W_C [h_{t-1}, x_t] + b_C)         candidate cell state
+        o_t  = sigmoid(W_o [h_{t-1}, x_t] + b_o)      output gate
+        C_t  = f_t * C_{t-1} + i_t * C~_t             cell state
+        h_t  = o_t * tanh(C_t)                        hidden state, the output
+
+    The four gates run as one fused matmul: ``U`` (input side) and ``W`` (recurrent side)
+    stack the gates' blocks in the order f, i, C, o.
+
+    Args:
+        hidden_size: size of ``h_t`` and ``C_t``.
+        forget_bias: the value ``b_f`` starts at (Gers et al. 2000; Jozefowicz et al. 2015
+            recommend 1). It is an initialiser: the forward pass adds nothing.
+        input_init, recurrent_init, gain: as in :func:`rnn`; orthogonal is per gate.
+        chrono: if given, the longest dependency expected, T_max; then ``b_f`` is drawn
+            as ``log(U(1, T_max - 1))`` and ``b_i = -b_f`` (Tallec & Ollivier 2018),
+            replacing ``forget_bias``.
+        dtype: dtype of the params.
+    """
+    _check_size(hidden_size, "hidden_size")
+    inits.check_input_init(input_init)
+    inits.check_recurrent_init(recurrent_init)
+
+    def init(key: PRNGKey, input_size: int) -> LSTMParams:
+        _check_size(input_size, "input_size")
+        k_u, k_w, k_b = jax.random.split(key, 3)
+        h = hidden_size
+        b_f = jnp.full((h,), forget_bias, dtype)
+        b_i = jnp.zeros((h,), dtype)
+        if chrono is not None:
+            b_f = inits.chrono_bias(k_b, h, chrono, dtype)
+            b_i = -b_f
+        return LSTMParams(
+            U=inits.input_weights(k_u, input_init, 4, h, input_size, dtype),
+            W=inits.recurrent_weights(k_w, recurrent_init, 4, h, gain, dtype),
+            b=jnp.concatenate([b_f, b_i, jnp.zeros((2 * h,), dtype)]),
+        )
+
+    def recur(W_T: Array, state: LSTMState, xp: Array) -> tuple[LSTMState, Array]:
+        z = xp + state.h @ W_T
+        f, i, c_tilde, o = jnp.split(z, 4, axis=-1)
+        c = jax.nn.sigmoid(f) * state.c + jax.nn.sigmoid(i) * jnp.tanh(c_tilde)
+        h = jax.nn.sigmoid(o) * jnp.tanh(c)
+        return LSTMState(h, c), h
+
+    def zeros(shape: tuple[int, ...], dt: Any) -> LSTMState:
+        return LSTMState(jnp.zeros((*shape, hidden_size), dt), jnp.zeros((*shape, hidden_size), dt))
+
+    return _make_cell(
+        "lstm", LSTMParams, 4, hidden_size, init, zeros, lambda p: p.W.T, recur,
+        forget_bias=forget_bias, input_init=input_init, recurrent_init=recurrent_init, gain=gain,
+        chrono=chrono, dtype=dtype,
+    )  # fmt: skip
+
+
+@functools.cache
+def gru(
+    hidden_size: int,
+    reset_after: bool = True,
+    *,
+    input_init: str | inits.Initializer = "glorot_uniform",
+    recurrent_init: str = "orthogonal",
+    gain: float = 1.0,
+    chrono: float | None = None,
+    dtype: Any = jnp.float32,
+) -> Cell:
+    """The gated recurrent unit of Cho et al. 2014, with reset gate r and update gate z.
+
+    ::
+
+        r_t = sigmoid(W_r [h_{t-1}, x_t] + b_r)                  reset gate
+        z_t = sigmoid(W_z [h_{t-1}, x_t] + b_z)                  update gate
+        n_t = tanh(U_n x_t + b_n + r_t * (W_hn h_{t-1} + b_hn))  candidate (reset_after=True)
+        n_t = tanh(U_n x_t + b_n + W_hn (r_t * h_{t-1}))         candidate (reset_after=False)
+        h_t = (1 - z_t) * n_t + z_t * h_{t-1}
+
+    ``reset_after=True`` is the PyTorch/cuDNN/Flax form; ``False`` is Cho et al. 2014,
+    where the reset multiplies ``h_{t-1}`` before the matmul. z is the share of
+    ``h_{t-1}`` that is kept, as in PyTorch and Flax.
+
+    Args:
+        hidden_size: size of ``h_t``.
+        reset_after: where the reset gate acts (see above).
+        input_init, recurrent_init, gain: as in :func:`rnn`; orthogonal is per gate.
+        chrono: if given, T_max; ``b_z`` is drawn as ``log(U(1, T_max - 1))`` (chrono
+            initialisation, Tallec & Ollivier 2018), so memory times spread to T_max.
+        dtype: dtype of the params.
+    """
+    _check_size(hidden_size, "hidden_size")
+    inits.check_input_init(input_init)
+    inits.check_recurrent_init(recurrent_init)
+    h = hidden_size
+
+    def init(key: PRNGKey, input_size: int) -> GRUParams:
+        _check_size(input_size, "input_size")
+        k_u, k_w, k_b = jax.random.split(key, 3)
+        b_z = jnp.zeros((h,), dtype) if chrono is None else inits.chrono_bias(k_b, h, chrono, dtype)
+        zeros = jnp.zeros((h,), dtype)
+        return GRUParams(
+            U=inits.input_weights(k_u, input_init, 3, h, input_size, dtype),
+            W=inits.recurrent_weights(k_w, recurrent_init, 3, h, gain, dtype),
+            b=jnp.concatenate([zeros, b_z, zeros]),
+            b_hn=zeros if reset_after else None,
+        )
+
+    def prepare(params: GRUParams) -> tuple[Array, ...]:
+        if reset_after:
+            return params.W.T, params.b_hn
+        return params.W[: 2 * h].T, params.W[2 * h :].T
+
+    def recur(loop: tuple[Array, ...], state: Array, xp: Array) -> tuple[Array, Array]:
+        x_r, x_z, x_n = jnp.split(xp, 3, axis=-1)
+        if reset_after:
+            W_T, b_hn = loop
+            h_r, h_z, h_n = jnp.split(state @ W_T, 3, axis=-1)
+            r, z = jax.nn.sigmoid(x_r + h_r), jax.nn.sigmoid(x_z + h_z)
+            n = jnp.tanh(x_n + r * (h_n + b_hn))
+        else:
+            W_rz_T, W_n_T = loop
+            h_r, h_z = jnp.split(state @ W_rz_T, 2, axis=-1)
+            r, z = jax.nn.sigmoid(x_r + h_r), jax.nn.sigmoid(x_z + h_z)
+            n = jnp.tanh(x_n + (r * state) @ W_n_T)
+        new = (1.0 - z) * n + z * state
+        return new, new
+
+    def zeros(shape: tuple[int, ...], dt: Any) -> Array:
+        return jnp.zeros((*shape, h), dt)
+
+    return _make_cell(
+        "gru", GRUParams, 3, h, init, zeros, prepare, recur, has_b_hn=reset_after,
+        reset_after=reset_after, input_init=input_init, recurrent_init=recurrent_init, gain=gain,
+        chrono=chrono, dtype=dtype,
+    )  # fmt: skip
+
+
+CELLS: dict[str, Callable[..., Cell]] = {"rnn": rnn, "irnn": irnn, "lstm": lstm, "gru": gru}
+
+
+def make(name: str, hidden_size: int, **options: Any) -> Cell:
+    """A cell by name: ``"rnn"``, ``"irnn"``, ``"lstm"`` or ``"gru"``, with its options."""
+    if name not in CELLS:
+        raise ValueError(f"cell: expected one of {tuple(CELLS)}, got {name!r}")
+    return CELLS[name](hidden_size, **options)

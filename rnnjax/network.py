@@ -1,0 +1,164 @@
+"""Stacked and bidirectional recurrent networks: ``torch.nn.LSTM(batch_first=True)`` in one call.
+
+::
+
+    net = rj.RNN(cell="lstm", hidden_size=64, num_layers=2, bidirectional=True, dropout=0.1)
+    params = net.init(key, input_size)        # params[layer][direction]: the cell's params
+    ys, finals = net.apply(params, xs, lengths=lengths, key=key, train=True)
+    # ys: (batch, time, 2 * 64); finals[layer][direction]: that direction's last carry
+
+Layer ``l + 1`` reads the concatenated outputs ``[forward, backward]`` of layer ``l``;
+dropout acts between layers (never after the last) and only when training.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+
+from rnnjax import cells
+from rnnjax.scan import check_carry, check_lengths, check_xs, unroll_unchecked
+from rnnjax.types import Array, Carry, Lengths, Params, PRNGKey, Xs, Ys
+
+NetParams = tuple[tuple[Params, ...], ...]
+"""``params[layer][direction]``: one cell's params per layer and direction."""
+NetCarry = tuple[tuple[Carry, ...], ...]
+"""``carry[layer][direction]``: one cell's carry ``(batch, ...)`` per layer and direction."""
+
+
+@dataclasses.dataclass(frozen=True)
+class RNN:
+    """A stack of recurrent layers, each forward or forward and backward.
+
+    Attributes:
+        cell: a cell name (``"rnn"``, ``"irnn"``, ``"lstm"``, ``"gru"``) with its defaults,
+            or a ``Cell`` built with options, e.g. ``rj.cells.rnn(64, "relu")``.
+        hidden_size: size of each direction's state; taken from ``cell`` when it is a Cell.
+        num_layers: stacked layers.
+        bidirectional: add a direction that reads each sequence backwards within its length.
+        dropout: probability of zeroing a unit of the outputs between layers when training.
+    """
+
+    cell: str | cells.Cell = "lstm"
+    hidden_size: int | None = None
+    num_layers: int = 1
+    bidirectional: bool = False
+    dropout: float = 0.0
+
+    def __post_init__(self) -> None:
+        if isinstance(self.cell, cells.Cell):
+            if self.hidden_size not in (None, self.cell.hidden_size):
+                raise ValueError(
+                    f"hidden_size: expected None or the cell's {self.cell.hidden_size}, "
+                    f"got {self.hidden_size}"
+                )
+            object.__setattr__(self, "hidden_size", self.cell.hidden_size)
+        elif self.cell not in cells.CELLS:
+            raise ValueError(f"cell: expected one of {tuple(cells.CELLS)} or a Cell, got {self.cell!r}")
+        elif self.hidden_size is None:
+            raise ValueError("hidden_size: expected a positive int with a cell given by name, got None")
+        if not isinstance(self.num_layers, int) or self.num_layers < 1:
+            raise ValueError(f"num_layers: expected a positive int, got {self.num_layers!r}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"dropout: expected a probability in [0, 1), got {self.dropout!r}")
+
+    @property
+    def step_cell(self) -> cells.Cell:
+        """The Cell that every layer and direction runs."""
+        if isinstance(self.cell, cells.Cell):
+            return self.cell
+        return cells.make(self.cell, self.hidden_size)
+
+    @property
+    def num_directions(self) -> int:
+        return 2 if self.bidirectional else 1
+
+    @property
+    def output_size(self) -> int:
+        """Features of ``ys``: ``hidden_size * num_directions``."""
+        return self.hidden_size * self.num_directions
+
+    def init(self, key: PRNGKey, input_size: int) -> NetParams:
+        """Params ``[layer][direction]``, each direction drawn from its own key."""
+        keys = jax.random.split(key, (self.num_layers, self.num_directions))
+        cell = self.step_cell
+        return tuple(
+            tuple(
+                cell.init(keys[layer, d], input_size if layer == 0 else self.output_size)
+                for d in range(self.num_directions)
+            )
+            for layer in range(self.num_layers)
+        )
+
+    def initial_carry(self, params: NetParams, batch_size: int) -> NetCarry:
+        """Zeros ``[layer][direction]`` for a batch."""
+        return tuple(tuple(self.step_cell.initial_carry(p, (batch_size,)) for p in layer) for layer in params)
+
+    def apply(
+        self,
+        params: NetParams,
+        xs: Xs,
+        lengths: Lengths | None = None,
+        carry: NetCarry | None = None,
+        *,
+        key: PRNGKey | None = None,
+        train: bool = False,
+    ) -> tuple[Ys, NetCarry]:
+        """Runs the network over a batch of sequences.
+
+        Args:
+            params: from :meth:`init`.
+            xs: ``(batch, time, input_size)``.
+            lengths: ``(batch,)`` valid steps per row (right padding); padded outputs are zeros,
+                the backward direction reads each row from its own last valid step.
+            carry: initial carries ``[layer][direction]`` (zeros if None).
+            key: randomness for dropout; needed when ``train`` and ``dropout > 0``.
+            train: apply dropout between layers.
+
+        Returns:
+            ``ys: (batch, time, output_size)``, the last layer's outputs, and the final
+            carries ``[layer][direction]``.
+        """
+        self._check_params(params)
+        xs = check_xs(xs)
+        lengths = check_lengths(lengths, xs.shape[0], xs.shape[1])
+        if carry is not None:
+            check_carry(carry, self.initial_carry(params, xs.shape[0]))
+        use_dropout = train and self.dropout > 0.0
+        if use_dropout and key is None:
+            raise ValueError(f"key: expected a PRNG key for dropout={self.dropout} in training, got None")
+        cell = self.step_cell
+        finals = []
+        for layer, layer_params in enumerate(params):
+            if layer > 0 and use_dropout:
+                xs = _dropout(jax.random.fold_in(key, layer), xs, self.dropout)
+            outs, layer_finals = [], []
+            for d, p in enumerate(layer_params):
+                c0 = None if carry is None else carry[layer][d]
+                c, ys = unroll_unchecked(cell, p, xs, c0, lengths, reverse=d == 1)
+                outs.append(ys)
+                layer_finals.append(c)
+            xs = outs[0] if len(outs) == 1 else jnp.concatenate(outs, axis=-1)
+            finals.append(tuple(layer_finals))
+        return xs, tuple(finals)
+
+    def _check_params(self, params: Any) -> None:
+        shape = (self.num_layers, self.num_directions)
+        ok = isinstance(params, tuple) and len(params) == shape[0]
+        ok = ok and all(isinstance(p, tuple) and len(p) == shape[1] for p in params)
+        if not ok:
+            got = type(params).__name__
+            if isinstance(params, tuple):
+                got = f"{len(params)} layers of {[len(p) if isinstance(p, tuple) else type(p).__name__ for p in params]}"
+            raise ValueError(
+                f"params: expected a tuple of {shape[0]} layers, each a tuple of {shape[1]} "
+                f"direction(s) (from RNN.init), got {got}"
+            )
+
+
+def _dropout(key: PRNGKey, xs: Array, rate: float) -> Array:
+    keep = jax.random.bernoulli(key, 1.0 - rate, xs.shape)
+    return jnp.where(keep, xs / (1.0 - rate), 0.0)
