@@ -140,9 +140,7 @@ def _check_size(value: int, name: str) -> None:
         raise ValueError(f"{name}: expected a positive int, got {value!r}")
 
 
-def _check_params(
-    params: Any, cls: type, num_gates: int, hidden_size: int, has_b_hn: bool = False
-) -> None:
+def _check_params(params: Any, cls: type, num_gates: int, hidden_size: int, has_b_hn: bool = False) -> None:
     """Raises a ValueError unless params have the type and shapes that the cell needs."""
     if not isinstance(params, cls):
         raise ValueError(f"params: expected {cls.__name__}, got {type(params).__name__}")
@@ -271,9 +269,7 @@ def rnn(
 def irnn(hidden_size: int, *, gain: float = 1.0, dtype: Any = jnp.float32) -> Cell:
     """The IRNN of Le, Jaitly & Hinton 2015: a ReLU RNN with ``W = gain * I``, ``b = 0``
     and input weights drawn from N(0, 0.001^2)."""
-    return rnn(
-        hidden_size, "relu", input_init=_IRNN_INPUT, recurrent_init="identity", gain=gain, dtype=dtype
-    )
+    return rnn(hidden_size, "relu", input_init=_IRNN_INPUT, recurrent_init="identity", gain=gain, dtype=dtype)
 
 
 _IRNN_INPUT = jax.nn.initializers.normal(1e-3)

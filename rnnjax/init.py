@@ -71,9 +71,7 @@ def input_weights(
     return jnp.concatenate([fn(k, (hidden_size, input_size), dtype) for k in keys], axis=0)
 
 
-def recurrent_weights(
-    key: PRNGKey, init: str, num_gates: int, hidden_size: int, gain: float, dtype
-) -> Array:
+def recurrent_weights(key: PRNGKey, init: str, num_gates: int, hidden_size: int, gain: float, dtype) -> Array:
     """Recurrent weights ``W: (g*h, h)``, each gate's ``(h, h)`` block drawn on its own.
 
     Args:

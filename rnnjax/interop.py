@@ -64,7 +64,9 @@ def from_torch(module: Any) -> tuple[RNN, NetParams]:
     if not hasattr(module, "mode") or not hasattr(module, "all_weights"):
         raise ValueError(f"module: expected torch.nn.RNN, LSTM or GRU, got {type(module).__name__}")
     cell = _torch_cell(module)
-    net = RNN(cell=cell, num_layers=module.num_layers, bidirectional=module.bidirectional, dropout=module.dropout)
+    net = RNN(
+        cell=cell, num_layers=module.num_layers, bidirectional=module.bidirectional, dropout=module.dropout
+    )
     state = {k: v.detach().cpu().numpy() for k, v in module.state_dict().items()}
     h = module.hidden_size
 
@@ -109,8 +111,8 @@ def to_torch(net: RNN, params: NetParams) -> Any:
         raise ValueError("net: torch.nn.GRU has only the reset_after=True form, got gru(reset_after=False)")
     else:
         module = torch.nn.GRU(**common)
-    dtype = {np.dtype("float32"): torch.float32, np.dtype("float64"): torch.float64}[np.dtype(params[0][0].W.dtype)]
-    module = module.to(dtype)
+    dtypes = {np.dtype("float32"): torch.float32, np.dtype("float64"): torch.float64}
+    module = module.to(dtypes[np.dtype(params[0][0].W.dtype)])
 
     def tensor(x: Array) -> Any:
         return torch.from_numpy(np.array(x))
@@ -179,7 +181,8 @@ def from_flax(module: Any, variables: Any) -> tuple[Cell, Params]:
             return cell, GRUParams(U, W, stack(in_names, "bias"), jnp.asarray(p["hn"]["bias"]))
         return cell, RNNParams(U, W, jnp.asarray(p["i"]["bias"]))
     except KeyError as e:
-        raise ValueError(f"variables: expected the params of flax.linen.{type(module).__name__}, missing {e}") from e
+        kind = type(module).__name__
+        raise ValueError(f"variables: expected the params of flax.linen.{kind}, missing {e}") from e
 
 
 def to_flax(cell: Cell, params: Params) -> dict[str, Any]:

@@ -152,7 +152,8 @@ class RNN:
         if not ok:
             got = type(params).__name__
             if isinstance(params, tuple):
-                got = f"{len(params)} layers of {[len(p) if isinstance(p, tuple) else type(p).__name__ for p in params]}"
+                inner = [len(p) if isinstance(p, tuple) else type(p).__name__ for p in params]
+                got = f"{len(params)} layers of {inner}"
             raise ValueError(
                 f"params: expected a tuple of {shape[0]} layers, each a tuple of {shape[1]} "
                 f"direction(s) (from RNN.init), got {got}"

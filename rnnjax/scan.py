@@ -168,9 +168,7 @@ def unroll_unchecked(
 
     if remat:
         body = jax.checkpoint(body)
-    carry, out = jax.lax.scan(
-        body, carry, inputs, reverse=reverse and lengths is None, unroll=unroll
-    )
+    carry, out = jax.lax.scan(body, carry, inputs, reverse=reverse and lengths is None, unroll=unroll)
     if lengths is not None and reverse:
         out = reverse_within(out, lengths)
     out = jax.tree.map(lambda o: jnp.swapaxes(o, 0, 1), out)

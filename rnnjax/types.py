@@ -24,10 +24,10 @@ Params: TypeAlias = Any
 Carry: TypeAlias = Any
 """A cell's recurrent state: an array ``(*b, h)`` or a NamedTuple of them (LSTM)."""
 
-Xs: TypeAlias = Float[Array, "b t i"]
-Ys: TypeAlias = Float[Array, "b t h"]
-X: TypeAlias = Float[Array, "*b i"]
-H: TypeAlias = Float[Array, "*b h"]
-Lengths: TypeAlias = Int[Array, " b"]
+Xs = Float[Array, "b t i"]
+Ys = Float[Array, "b t h"]
+X = Float[Array, "*b i"]
+H = Float[Array, "*b h"]
+Lengths = Int[Array, " b"]
 
 __all__ = ["Array", "Carry", "Float", "H", "Int", "Lengths", "PRNGKey", "Params", "X", "Xs", "Ys"]
