@@ -167,8 +167,11 @@ def _check_x(x: Array, params: Any, name: str = "x") -> None:
         raise ValueError(
             f"{name}: expected last axis of size input_size={input_size}, got shape {jnp.shape(x)}"
         )
-    if not jnp.issubdtype(jnp.result_type(x), jnp.floating):
-        raise ValueError(f"{name}: expected a floating dtype, got {jnp.result_type(x)}")
+    dtype = jnp.result_type(x)
+    if not jnp.issubdtype(dtype, jnp.floating):
+        raise ValueError(f"{name}: expected a floating dtype, got {dtype}")
+    if dtype != params.U.dtype:
+        raise ValueError(f"{name}: expected the params' dtype {params.U.dtype}, got {dtype}")
 
 
 def _make_cell(
@@ -185,9 +188,9 @@ def _make_cell(
 ) -> Cell:
     """Assembles a Cell: adds the shared input projection, checks and ``step``."""
 
-    def project(params: Params, xs: Array) -> Array:
+    def project(params: Params, xs: Array, name: str = "xs") -> Array:
         _check_params(params, cls, num_gates, hidden_size, has_b_hn)
-        _check_x(xs, params, "xs")
+        _check_x(xs, params, name)
         return xs @ params.U.T + params.b
 
     def initial_carry(params: Params, batch_shape: tuple[int, ...] = ()) -> Carry:
@@ -195,7 +198,7 @@ def _make_cell(
         return zero_carry(tuple(batch_shape), params.W.dtype)
 
     def step(params: Params, carry: Carry, x: Array) -> tuple[Carry, Array]:
-        return recur(prepare(params), carry, project(params, x))
+        return recur(prepare(params), carry, project(params, x, "x"))
 
     return Cell(
         init, initial_carry, step, project, prepare, recur, name, hidden_size, num_gates,

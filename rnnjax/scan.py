@@ -29,9 +29,11 @@ def check_xs(xs: Any, name: str = "xs") -> Array:
         raise ValueError(f"{name}: expected shape (batch, time, features), got {xs.shape}")
     if not jnp.issubdtype(xs.dtype, jnp.floating):
         raise ValueError(f"{name}: expected a floating dtype, got {xs.dtype}")
-    if is_concrete(xs) and not bool(jnp.isfinite(xs).all()):
-        bad = np.argwhere(~np.isfinite(np.asarray(xs)))[0]
-        raise ValueError(f"{name}: expected finite values, got {xs[tuple(bad)]} at index {tuple(bad)}")
+    if is_concrete(xs):
+        values = np.asarray(xs)
+        if not np.isfinite(values).all():
+            bad = tuple(int(i) for i in np.argwhere(~np.isfinite(values))[0])
+            raise ValueError(f"{name}: expected finite values, got {values[bad]} at index {bad}")
     return xs
 
 
