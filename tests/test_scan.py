@@ -100,7 +100,7 @@ def test_lengths_semantics(cell, getkey):
             ref_final, ref_ys, _ = python_loop(cell, params, xb, row)
             if reverse:
                 ref_ys = ref_ys[:, ::-1]
-            # The final carry is the carry after the row's own last valid step; length 0 keeps the initial one.
+            # The final carry is the one after the row's last valid step; length 0 keeps the initial one.
             chex.assert_trees_all_close(jax.tree.map(lambda c: c[b : b + 1], final), ref_final, atol=1e-6)
             np.testing.assert_allclose(ys[b, :n], ref_ys[0], atol=1e-6)
             assert not np.asarray(ys[b, n:]).any(), "padded outputs must be zeros"
@@ -168,8 +168,10 @@ def jitted():
     fns = {}
     for name, cell in zip(IDS, CELLS):
         params = cell.init(jax.random.key(1), I)
-        fns[name] = (cell, params, jax.jit(lambda x, n, r, c=cell, p=params: rj.unroll(c, p, x, lengths=n, reverse=r),
-                                           static_argnums=2))  # fmt: skip
+        run = jax.jit(
+            lambda x, n, r, c=cell, p=params: rj.unroll(c, p, x, lengths=n, reverse=r), static_argnums=2
+        )
+        fns[name] = (cell, params, run)
     return fns
 
 
