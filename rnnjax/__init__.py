@@ -12,10 +12,23 @@
     ys, finals = net.apply(net.init(key, input_size), xs, lengths=lengths)
 """
 
-from rnnjax import cells, init, interop
+from rnnjax import bptt, cells, checkpoint, decoding, init, interop, losses, models, train
 from rnnjax.cells import Cell
 from rnnjax.network import RNN
 from rnnjax.scan import unroll
 
 __version__ = "0.1.0"
-__all__ = ["RNN", "Cell", "cells", "init", "interop", "unroll"]
+__all__ = [
+    "RNN",
+    "Cell",
+    "bptt",
+    "cells",
+    "checkpoint",
+    "decoding",
+    "init",
+    "interop",
+    "losses",
+    "models",
+    "train",
+    "unroll",
+]

@@ -154,9 +154,7 @@ def _check_params(params: Any, cls: type, num_gates: int, hidden_size: int, has_
     for field, shape in expected.items():
         got = jnp.shape(getattr(params, field))
         if got != shape:
-            raise ValueError(
-                f"params.{field}: expected shape {shape} for hidden_size={hidden_size}, got {got}"
-            )
+            raise ValueError(f"params.{field}: expected shape {shape} for hidden_size={hidden_size}, got {got}")
     if jnp.ndim(params.U) != 2 or jnp.shape(params.U)[0] != gh:
         raise ValueError(f"params.U: expected shape ({gh}, input_size), got {jnp.shape(params.U)}")
 
@@ -164,9 +162,7 @@ def _check_params(params: Any, cls: type, num_gates: int, hidden_size: int, has_
 def _check_x(x: Array, params: Any, name: str = "x") -> None:
     input_size = params.U.shape[1]
     if jnp.ndim(x) < 1 or jnp.shape(x)[-1] != input_size:
-        raise ValueError(
-            f"{name}: expected last axis of size input_size={input_size}, got shape {jnp.shape(x)}"
-        )
+        raise ValueError(f"{name}: expected last axis of size input_size={input_size}, got shape {jnp.shape(x)}")
     dtype = jnp.result_type(x)
     if not jnp.issubdtype(dtype, jnp.floating):
         raise ValueError(f"{name}: expected a floating dtype, got {dtype}")

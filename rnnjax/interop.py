@@ -64,9 +64,7 @@ def from_torch(module: Any) -> tuple[RNN, NetParams]:
     if not hasattr(module, "mode") or not hasattr(module, "all_weights"):
         raise ValueError(f"module: expected torch.nn.RNN, LSTM or GRU, got {type(module).__name__}")
     cell = _torch_cell(module)
-    net = RNN(
-        cell=cell, num_layers=module.num_layers, bidirectional=module.bidirectional, dropout=module.dropout
-    )
+    net = RNN(cell=cell, num_layers=module.num_layers, bidirectional=module.bidirectional, dropout=module.dropout)
     state = {k: v.detach().cpu().numpy() for k, v in module.state_dict().items()}
     h = module.hidden_size
 
@@ -82,9 +80,7 @@ def from_torch(module: Any) -> tuple[RNN, NetParams]:
         b = _reorder(b_ih + b_hh, cell.name)
         return (RNNParams if cell.name == "rnn" else LSTMParams)(U, W, b)
 
-    params = tuple(
-        tuple(direction(layer, d) for d in range(net.num_directions)) for layer in range(net.num_layers)
-    )
+    params = tuple(tuple(direction(layer, d) for d in range(net.num_directions)) for layer in range(net.num_layers))
     return net, params
 
 
@@ -225,9 +221,7 @@ class FlaxCell(nn.RNNCellBase):
 
     @nn.nowrap
     def initialize_carry(self, rng: PRNGKey, input_shape: tuple[int, ...]) -> Carry:
-        shapes = jax.eval_shape(
-            lambda: self.cell.initial_carry(self.cell.init(rng, input_shape[-1]), input_shape[:-1])
-        )
+        shapes = jax.eval_shape(lambda: self.cell.initial_carry(self.cell.init(rng, input_shape[-1]), input_shape[:-1]))
         return jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shapes)
 
     @property

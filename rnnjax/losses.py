@@ -1,9 +1,10 @@
 """Per-step losses and metrics that honour lengths and masks.
 
 Every function takes an optional ``mask`` over the step axes (all but the last axis of the
-outputs: ``(batch, time)``, or ``(batch,)`` for one output per sequence) of 0/1 weights; masked steps contribute nothing to the value or its
-gradient. ``reduction="mean"`` averages over the valid steps (not over the padded array),
-``"sum"`` adds them, ``"none"`` returns the per-step losses with zeros where masked.
+outputs: ``(batch, time)``, or ``(batch,)`` for one output per sequence) of 0/1 weights;
+masked steps contribute nothing to the value or its gradient. ``reduction="mean"`` averages
+over the valid steps (not over the padded array), ``"sum"`` adds them, ``"none"`` returns the
+per-step losses with zeros where masked.
 """
 
 from __future__ import annotations
@@ -65,9 +66,7 @@ def cross_entropy(logits: Array, labels: Array, mask: Array | None = None, reduc
     return _reduce(nll, m, reduction)
 
 
-def softmax_squared_error(
-    logits: Array, labels: Array, mask: Array | None = None, reduction: str = "mean"
-) -> Array:
+def softmax_squared_error(logits: Array, labels: Array, mask: Array | None = None, reduction: str = "mean") -> Array:
     """The textbook's squared error on the softmax output: ``sum_k (softmax(o_t)_k - [k == y_t])^2``."""
     m = _check(logits, labels, mask, classes=True)
     p = jax.nn.softmax(logits, axis=-1)

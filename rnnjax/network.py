@@ -52,8 +52,7 @@ class RNN:
         if isinstance(self.cell, cells.Cell):
             if self.hidden_size not in (None, self.cell.hidden_size):
                 raise ValueError(
-                    f"hidden_size: expected None or the cell's {self.cell.hidden_size}, "
-                    f"got {self.hidden_size}"
+                    f"hidden_size: expected None or the cell's {self.cell.hidden_size}, got {self.hidden_size}"
                 )
             object.__setattr__(self, "hidden_size", self.cell.hidden_size)
         elif self.cell not in cells.CELLS:

@@ -1,0 +1,69 @@
+"""Building blocks shared by the models: the output layer, token checks, reading final states."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from rnnjax.cells import LSTMState
+from rnnjax.network import RNN, NetCarry, NetParams
+from rnnjax.scan import is_concrete
+from rnnjax.types import Array, PRNGKey
+
+
+class Dense(NamedTuple):
+    """An affine layer ``V a + c``: ``V: (out, in)``, ``c: (out,)``."""
+
+    V: Array
+    c: Array
+
+
+def dense_init(key: PRNGKey, in_size: int, out_size: int, dtype: Any = jnp.float32) -> Dense:
+    """Glorot-uniform ``V`` and zero ``c``."""
+    V = jax.nn.initializers.glorot_uniform()(key, (in_size, out_size), dtype).T
+    return Dense(V, jnp.zeros((out_size,), dtype))
+
+
+def dense(params: Dense, a: Array) -> Array:
+    """``V a + c`` for a batch of row vectors ``a: (..., in)``."""
+    return a @ params.V.T + params.c
+
+
+def check_tokens(tokens: Any, vocab_size: int, name: str = "tokens", rank: int = 2) -> Array:
+    """Integer ids of the given rank, in ``[0, vocab_size)`` where the values are known."""
+    tokens = jnp.asarray(tokens)
+    if tokens.ndim != rank or not jnp.issubdtype(tokens.dtype, jnp.integer):
+        shape = "(batch, time)" if rank == 2 else "(batch,)"
+        raise ValueError(f"{name}: expected integer ids of shape {shape}, got {tokens.dtype}{tokens.shape}")
+    if is_concrete(tokens) and tokens.size:
+        values = np.asarray(tokens)
+        if values.min() < 0 or values.max() >= vocab_size:
+            raise ValueError(
+                f"{name}: expected ids in [0, {vocab_size}), got min {values.min()} and max {values.max()}"
+            )
+    return tokens
+
+
+def last_hidden(finals: NetCarry) -> Array:
+    """The last layer's final ``h`` of each direction, concatenated: ``(batch, output_size)``."""
+    hs = [c.h if isinstance(c, LSTMState) else c for c in finals[-1]]
+    return jnp.concatenate(hs, axis=-1)
+
+
+def token_step(
+    rnn: RNN, rnn_params: NetParams, E: Array, head: Dense, extra: Array | None = None
+) -> Callable[[NetCarry, Array], tuple[Array, NetCarry]]:
+    """``step(carry, token) -> (logits, carry)``: embed one token, run one step, read out."""
+
+    def step(carry: NetCarry, token: Array) -> tuple[Array, NetCarry]:
+        x = E[token]
+        if extra is not None:
+            x = jnp.concatenate([x, extra], axis=-1)
+        ys, carry = rnn.apply(rnn_params, x[:, None], carry=carry)
+        return dense(head, ys[:, 0]), carry
+
+    return step

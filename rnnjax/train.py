@@ -1,0 +1,264 @@
+"""Training with Optax: a pure train step, evaluation, and ``fit`` with logs, checkpoints and a NaN guard.
+
+::
+
+    tx = rj.train.optimizer("adam", 1e-3, clip_norm=1.0)
+    state = rj.train.TrainState.create(params, tx)
+    train_step = rj.train.make_train_step(loss_fn, tx)     # loss_fn(params, batch, key) -> (loss, metrics)
+    state, metrics = jax.jit(train_step)(state, batch, key)
+    state, history = rj.train.fit(state, train_step, data, num_steps=1000, key=key, run_dir="runs/x")
+
+``data(step) -> batch`` is a function of the step, so a resumed run sees exactly the batches the
+uninterrupted run would have seen, and its per-step keys are ``fold_in(key, step)``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from tqdm.auto import tqdm
+
+from rnnjax.checkpoint import CheckpointError, Checkpoints
+from rnnjax.types import Array, Params, PRNGKey
+
+Batch = Any
+LossFn = Callable[[Params, Batch, PRNGKey], tuple[Array, dict[str, Array]]]
+TrainStep = Callable[["TrainState", Batch, PRNGKey], tuple["TrainState", dict[str, Array]]]
+
+
+class TrainState(NamedTuple):
+    """What changes during training: the step count, the params and the optimiser state."""
+
+    step: Array
+    params: Params
+    opt_state: optax.OptState
+
+    @classmethod
+    def create(cls, params: Params, tx: optax.GradientTransformation) -> TrainState:
+        return cls(jnp.zeros((), jnp.int32), params, tx.init(params))
+
+
+class TrainingDiverged(FloatingPointError):
+    """A loss or gradient became NaN or infinite; the message names the step and the quantity."""
+
+
+def optimizer(
+    name: str = "adam",
+    learning_rate: float = 1e-3,
+    *,
+    clip_norm: float | None = 1.0,
+    schedule: str = "constant",
+    total_steps: int | None = None,
+    warmup_steps: int = 0,
+    momentum: float | None = None,
+) -> optax.GradientTransformation:
+    """An Optax chain: global-norm clipping, then SGD or Adam on a learning-rate schedule.
+
+    Args:
+        name: ``"adam"``, ``"adamw"``, ``"sgd"`` or ``"rmsprop"``.
+        clip_norm: clip the global gradient norm to this (Pascanu et al. 2013); None: no clipping.
+        schedule: ``"constant"``, ``"cosine"`` (decay to 0 over ``total_steps``) or
+            ``"warmup_cosine"`` (linear warm-up over ``warmup_steps``, then cosine).
+        momentum: for SGD (None: plain SGD).
+    """
+    if schedule == "constant":
+        lr: Any = learning_rate
+    elif schedule in ("cosine", "warmup_cosine"):
+        if total_steps is None or total_steps < 1:
+            raise ValueError(f"total_steps: expected a positive int for schedule={schedule!r}, got {total_steps}")
+        if schedule == "cosine":
+            lr = optax.cosine_decay_schedule(learning_rate, total_steps)
+        else:
+            lr = optax.warmup_cosine_decay_schedule(0.0, learning_rate, warmup_steps, total_steps)
+    else:
+        raise ValueError(f"schedule: expected 'constant', 'cosine' or 'warmup_cosine', got {schedule!r}")
+    optimizers = {
+        "adam": lambda: optax.adam(lr),
+        "adamw": lambda: optax.adamw(lr),
+        "sgd": lambda: optax.sgd(lr, momentum=momentum),
+        "rmsprop": lambda: optax.rmsprop(lr),
+    }
+    if name not in optimizers:
+        raise ValueError(f"name: expected one of {tuple(optimizers)}, got {name!r}")
+    parts = [] if clip_norm is None else [optax.clip_by_global_norm(clip_norm)]
+    return optax.chain(*parts, optimizers[name]())
+
+
+def param_group_norms(grads: Params) -> dict[str, Array]:
+    """``{"grad_norm/<path>": ||g||}`` for every array in ``grads``, e.g. ``grad_norm/rnn.0.0.W``."""
+    out = {}
+    for path, g in jax.tree_util.tree_leaves_with_path(grads):
+        name = ".".join(str(getattr(k, "name", getattr(k, "idx", getattr(k, "key", k)))) for k in path)
+        out[f"grad_norm/{name}"] = jnp.sqrt(jnp.sum(jnp.square(g)))
+    return out
+
+
+def make_train_step(loss_fn: LossFn, tx: optax.GradientTransformation, *, group_norms: bool = False) -> TrainStep:
+    """A pure ``train_step(state, batch, key) -> (state, metrics)``; jit it where you call it.
+
+    Args:
+        loss_fn: ``loss_fn(params, batch, key) -> (loss, metrics)``; ``key`` is for dropout.
+        tx: the optimiser.
+        group_norms: also report the gradient norm of every parameter array.
+
+    ``metrics`` holds ``loss``, the global gradient norm ``grad_norm`` (before clipping) and what
+    ``loss_fn`` returned.
+    """
+
+    def train_step(state: TrainState, batch: Batch, key: PRNGKey) -> tuple[TrainState, dict[str, Array]]:
+        (loss, aux), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params, batch, key)
+        updates, opt_state = tx.update(grads, state.opt_state, state.params)
+        params = optax.apply_updates(state.params, updates)
+        metrics = {"loss": loss, **aux, "grad_norm": optax.global_norm(grads)}
+        if group_norms:
+            metrics |= param_group_norms(grads)
+        return TrainState(state.step + 1, params, opt_state), metrics
+
+    return train_step
+
+
+def evaluate(eval_fn: Callable[[Params, Batch], dict[str, Array]], params: Params, batches: Any) -> dict[str, float]:
+    """The mean of ``eval_fn(params, batch)``'s metrics over ``batches`` (equal weight per batch)."""
+    sums: dict[str, float] = {}
+    n = 0
+    for batch in batches:
+        for name, value in eval_fn(params, batch).items():
+            sums[name] = sums.get(name, 0.0) + float(value)
+        n += 1
+    if n == 0:
+        raise ValueError("batches: expected at least one batch to evaluate, got none")
+    return {name: total / n for name, total in sums.items()}
+
+
+def _floats(metrics: dict[str, Any]) -> dict[str, float]:
+    return {k: float(v) for k, v in metrics.items()}
+
+
+def _first_bad(metrics: dict[str, float]) -> str | None:
+    for name in ("loss", "grad_norm", *metrics):
+        if name in metrics and not math.isfinite(metrics[name]):
+            return f"{name} = {metrics[name]}"
+    return None
+
+
+def _read_log(path: Path, up_to: int) -> list[dict[str, Any]]:
+    """The log records up to and including step ``up_to`` (what a resumed run keeps)."""
+    if not path.exists():
+        return []
+    records = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return [r for r in records if r["step"] <= up_to]
+
+
+def fit(
+    state: TrainState,
+    train_step: TrainStep,
+    data: Callable[[int], Batch],
+    num_steps: int,
+    *,
+    key: PRNGKey,
+    run_dir: str | Path | None = None,
+    eval_fn: Callable[[Params], dict[str, Any]] | None = None,
+    eval_every: int = 0,
+    checkpoint_every: int = 0,
+    keep: int = 3,
+    resume: bool = False,
+    config: dict[str, Any] | None = None,
+    progress: bool = True,
+    description: str = "train",
+) -> tuple[TrainState, list[dict[str, Any]]]:
+    """Trains until ``state.step == num_steps``, logging every step.
+
+    Args:
+        state: the starting state (with ``resume``, only its structure is used).
+        train_step: from :func:`make_train_step`; ``fit`` jits it.
+        data: ``data(step) -> batch``.
+        num_steps: the step to stop at (not a count from ``state.step``).
+        key: the run's key; step s uses ``fold_in(key, s)``.
+        run_dir: where ``metrics.jsonl`` (one JSON record per step and per evaluation) and the
+            ``checkpoints/`` go; None: keep nothing on disk.
+        eval_fn: ``eval_fn(params) -> metrics``, run every ``eval_every`` steps and at the end;
+            its metrics are logged with an ``eval/`` prefix.
+        checkpoint_every: save every this many steps and at the end (0: only at the end);
+            needs ``run_dir``.
+        keep: checkpoints kept.
+        resume: continue from the latest checkpoint in ``run_dir`` (an error if there is none,
+            or if it was saved with a different ``config``).
+        config: saved beside every checkpoint.
+        progress: show a tqdm progress bar.
+
+    Returns:
+        The final state and the log records of this run (after a resume: the earlier records
+        up to the checkpoint, then the new ones).
+
+    Raises:
+        TrainingDiverged: a NaN or Inf loss, gradient norm or metric; the step and quantity are
+            named, and the checkpoints written before stay as they are.
+    """
+    run_dir = None if run_dir is None else Path(run_dir)
+    config = json.loads(json.dumps(config or {}))  # what JSON gives back, to compare on resume
+    if (checkpoint_every or resume) and run_dir is None:
+        raise ValueError("run_dir: expected a directory for checkpoints (checkpoint_every or resume), got None")
+    ckpt = None if run_dir is None else Checkpoints(run_dir / "checkpoints", keep=keep)
+    log_path = None if run_dir is None else run_dir / "metrics.jsonl"
+    history: list[dict[str, Any]] = []
+    try:
+        if resume:
+            state, saved = ckpt.restore(state)
+            if saved != config:
+                changed = sorted(k for k in set(saved) | set(config) if saved.get(k) != config.get(k))
+                raise CheckpointError(
+                    f"config: the checkpoint in {ckpt.directory} was saved with other values of {changed}"
+                )
+            history = _read_log(log_path, int(state.step))
+        if log_path is not None:
+            log_path.parent.mkdir(parents=True, exist_ok=True)
+            log_path.write_text("".join(json.dumps(r) + "\n" for r in history))
+        step_fn = jax.jit(train_step)
+        start = int(state.step)
+        bar = tqdm(range(start, num_steps), initial=start, total=num_steps, desc=description, disable=not progress)
+
+        def record(entry: dict[str, Any]) -> None:
+            history.append(entry)
+            if log_path is not None:
+                with log_path.open("a") as f:
+                    f.write(json.dumps(entry) + "\n")
+
+        for step in bar:
+            new_state, metrics = step_fn(state, data(step), jax.random.fold_in(key, step))
+            metrics = _floats(metrics)
+            bad = _first_bad(metrics)
+            if bad is not None:
+                record({"step": step + 1, "diverged": bad})
+                last = None if ckpt is None else ckpt.latest_step
+                raise TrainingDiverged(
+                    f"step {step + 1}: {bad}; training stopped"
+                    + (f", last good checkpoint: step {last} in {ckpt.directory}" if last is not None else "")
+                )
+            state = new_state
+            done = step + 1
+            entry = {"step": done, **metrics}
+            if eval_fn is not None and ((eval_every and done % eval_every == 0) or done == num_steps):
+                entry |= {f"eval/{k}": v for k, v in _floats(eval_fn(state.params)).items()}
+            record(entry)
+            bar.set_postfix(loss=f"{metrics['loss']:.4g}")
+            if ckpt is not None and ((checkpoint_every and done % checkpoint_every == 0) or done == num_steps):
+                ckpt.save(done, state, config)
+    finally:
+        if ckpt is not None:
+            ckpt.close()
+    return state, history
+
+
+def history_array(history: list[dict[str, Any]], name: str) -> tuple[np.ndarray, np.ndarray]:
+    """``(steps, values)`` of one metric from the log records that have it."""
+    rows = [(r["step"], r[name]) for r in history if name in r]
+    steps, values = zip(*rows, strict=True) if rows else ((), ())
+    return np.asarray(steps), np.asarray(values)
