@@ -27,9 +27,7 @@ def perturbed(tree, seed: int, scale: float = 0.5):
     """``tree`` with random normal leaves of the same shapes: zero-initialised biases would hide a bias
     put in the wrong place."""
     leaves, structure = jax.tree.flatten(tree)
-    return jax.tree.unflatten(
-        structure, [normal(seed + k, jnp.shape(x), scale) for k, x in enumerate(leaves)]
-    )
+    return jax.tree.unflatten(structure, [normal(seed + k, jnp.shape(x), scale) for k, x in enumerate(leaves)])
 
 
 def assert_close(got, want, atol: float = ATOL) -> None:
@@ -328,6 +326,4 @@ def test_flax_cell_initialize_carry():
         chex.assert_shape(leaf, (B, 8))
         assert leaf.dtype == jnp.float32 and not np.asarray(leaf).any()
     assert rj.interop.FlaxCell(rj.cells.rnn(8)).num_feature_axes == 1
-    chex.assert_shape(
-        rj.interop.FlaxCell(rj.cells.rnn(8)).initialize_carry(jax.random.key(0), (2, B, I)), (2, B, 8)
-    )
+    chex.assert_shape(rj.interop.FlaxCell(rj.cells.rnn(8)).initialize_carry(jax.random.key(0), (2, B, I)), (2, B, 8))

@@ -76,18 +76,14 @@ def from_torch_state(state, num_layers: int, num_directions: int):
             return LSTMState(state[0][k].detach().numpy(), state[1][k].detach().numpy())
         return state[k].detach().numpy()
 
-    return tuple(
-        tuple(at(layer * num_directions + d) for d in range(num_directions)) for layer in range(num_layers)
-    )
+    return tuple(tuple(at(layer * num_directions + d) for d in range(num_directions)) for layer in range(num_layers))
 
 
 def run_torch(module, xs, lengths=None, carry=None):
     """PyTorch's ``(out, state)``, through a packed sequence when ``lengths`` are given."""
     x = torch.from_numpy(np.array(xs))
     if lengths is not None:
-        x = pack_padded_sequence(
-            x, torch.as_tensor(np.array(lengths)), batch_first=True, enforce_sorted=False
-        )
+        x = pack_padded_sequence(x, torch.as_tensor(np.array(lengths)), batch_first=True, enforce_sorted=False)
     out, state = module(x, None if carry is None else to_torch_state(carry))
     if lengths is not None:
         out, _ = pad_packed_sequence(out, batch_first=True, total_length=xs.shape[1])
@@ -105,9 +101,7 @@ def torch_grads_as_ours(module, name: str):
 
     def direction(layer: int, d: int):
         sfx = f"_l{layer}" + ("_reverse" if d else "")
-        g = {
-            n: getattr(module, n + sfx).grad.numpy() for n in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
-        }
+        g = {n: getattr(module, n + sfx).grad.numpy() for n in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")}
         U, W = blocks(g["weight_ih"]), blocks(g["weight_hh"])
         if name == "gru":
             # r and z see b_ih + b_hh, the candidate sees its b_ih alone and its b_hh inside the reset.
@@ -118,9 +112,7 @@ def torch_grads_as_ours(module, name: str):
         return (LSTMParams if name == "lstm" else RNNParams)(U, W, blocks(g["bias_ih"]))
 
     num_directions = 2 if module.bidirectional else 1
-    return tuple(
-        tuple(direction(layer, d) for d in range(num_directions)) for layer in range(module.num_layers)
-    )
+    return tuple(tuple(direction(layer, d) for d in range(num_directions)) for layer in range(module.num_layers))
 
 
 def finals_term(finals, S_h, S_c):
@@ -342,9 +334,7 @@ def test_bidirectional_output_size_and_layout():
     net = rj.RNN("gru", H, num_layers=2, bidirectional=True)
     params = net.init(jax.random.key(0), I)
     assert net.output_size == 2 * H
-    chex.assert_shape(
-        [params[0][0].U, params[0][1].U, params[1][0].U], [(3 * H, I), (3 * H, I), (3 * H, 2 * H)]
-    )
+    chex.assert_shape([params[0][0].U, params[0][1].U, params[1][0].U], [(3 * H, I), (3 * H, I), (3 * H, 2 * H)])
     xs = normal(1, (B, T, I))
     ys, finals = net.apply(params, xs, LENGTHS)
     chex.assert_shape(ys, (B, T, 2 * H))
@@ -510,9 +500,7 @@ BAD_APPLY = {
         "params: expected LSTMParams, got GRUParams",
     ),
     "params_hidden": (
-        lambda g: dict(
-            params=_other_params(cell="lstm", hidden_size=H + 1, num_layers=2, bidirectional=True)
-        ),
+        lambda g: dict(params=_other_params(cell="lstm", hidden_size=H + 1, num_layers=2, bidirectional=True)),
         r"params.W: expected shape \(20, 5\)",
     ),
     "carry_tuples": (lambda g: dict(carry=_as_tuples(g["carry"])), "carry: expected structure"),

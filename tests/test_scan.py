@@ -168,9 +168,7 @@ def jitted():
     fns = {}
     for name, cell in zip(IDS, CELLS):
         params = cell.init(jax.random.key(1), I)
-        run = jax.jit(
-            lambda x, n, r, c=cell, p=params: rj.unroll(c, p, x, lengths=n, reverse=r), static_argnums=2
-        )
+        run = jax.jit(lambda x, n, r, c=cell, p=params: rj.unroll(c, p, x, lengths=n, reverse=r), static_argnums=2)
         fns[name] = (cell, params, run)
     return fns
 
@@ -196,9 +194,7 @@ def test_padding_never_changes_valid_outputs(jitted, name, lengths, seed, revers
 
 
 @settings(max_examples=25, deadline=None)
-@given(
-    name=st.sampled_from(IDS), lengths=lengths_st, seed=st.integers(0, 2**31 - 1), row=st.integers(0, B - 1)
-)
+@given(name=st.sampled_from(IDS), lengths=lengths_st, seed=st.integers(0, 2**31 - 1), row=st.integers(0, B - 1))
 def test_batch_elements_are_independent(jitted, name, lengths, seed, row):
     cell, params, fn = jitted[name]
     rng = np.random.default_rng(seed)
