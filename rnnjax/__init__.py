@@ -12,7 +12,20 @@
     ys, finals = net.apply(net.init(key, input_size), xs, lengths=lengths)
 """
 
-from rnnjax import bptt, cells, checkpoint, decoding, init, interop, losses, models, train
+from rnnjax import (
+    bptt,
+    cells,
+    checkpoint,
+    data,
+    decoding,
+    experiment,
+    init,
+    interop,
+    losses,
+    models,
+    plots,
+    train,
+)
 from rnnjax.cells import Cell
 from rnnjax.network import RNN
 from rnnjax.scan import unroll
@@ -24,11 +37,14 @@ __all__ = [
     "bptt",
     "cells",
     "checkpoint",
+    "data",
     "decoding",
+    "experiment",
     "init",
     "interop",
     "losses",
     "models",
+    "plots",
     "train",
     "unroll",
 ]

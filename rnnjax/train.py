@@ -101,20 +101,31 @@ def param_group_norms(grads: Params) -> dict[str, Array]:
     return out
 
 
-def make_train_step(loss_fn: LossFn, tx: optax.GradientTransformation, *, group_norms: bool = False) -> TrainStep:
+def make_train_step(
+    loss_fn: LossFn,
+    tx: optax.GradientTransformation,
+    *,
+    group_norms: bool = False,
+    value_and_grad: Callable[[Params, Batch, PRNGKey], tuple[tuple[Array, dict], Params]] | None = None,
+) -> TrainStep:
     """A pure ``train_step(state, batch, key) -> (state, metrics)``; jit it where you call it.
 
     Args:
         loss_fn: ``loss_fn(params, batch, key) -> (loss, metrics)``; ``key`` is for dropout.
         tx: the optimiser.
         group_norms: also report the gradient norm of every parameter array.
+        value_and_grad: replaces ``jax.value_and_grad(loss_fn, has_aux=True)``, for gradients
+            that are not those of one function, e.g. truncated BPTT
+            (:func:`rnnjax.bptt.truncated_value_and_grad`).
 
     ``metrics`` holds ``loss``, the global gradient norm ``grad_norm`` (before clipping) and what
     ``loss_fn`` returned.
     """
 
+    grad_fn = jax.value_and_grad(loss_fn, has_aux=True) if value_and_grad is None else value_and_grad
+
     def train_step(state: TrainState, batch: Batch, key: PRNGKey) -> tuple[TrainState, dict[str, Array]]:
-        (loss, aux), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params, batch, key)
+        (loss, aux), grads = grad_fn(state.params, batch, key)
         updates, opt_state = tx.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
         metrics = {"loss": loss, **aux, "grad_norm": optax.global_norm(grads)}
