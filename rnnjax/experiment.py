@@ -110,9 +110,15 @@ def environment() -> dict[str, Any]:
     }
 
 
-def start_run(name: str, cfg: Any, root: str | Path = ROOT / "runs") -> Path:
-    """Creates ``root/name/`` and writes ``config.json``: the config and the environment."""
-    run_dir = Path(root) / name
+def runs_root() -> Path:
+    """Where run folders go: ``$RNNJAX_RUNS`` if set, else ``runs/`` at the top of the project."""
+    return Path(os.environ.get("RNNJAX_RUNS", ROOT / "runs"))
+
+
+def start_run(name: str, cfg: Any, root: str | Path | None = None) -> Path:
+    """Creates ``root/name/`` (root: :func:`runs_root`) and writes ``config.json``: the config and
+    the environment."""
+    run_dir = Path(root or runs_root()) / name
     run_dir.mkdir(parents=True, exist_ok=True)
     record = {"config": dataclasses.asdict(cfg), "environment": environment()}
     (run_dir / "config.json").write_text(json.dumps(record, indent=2, default=str) + "\n")

@@ -128,7 +128,7 @@ def make_train_step(
         (loss, aux), grads = grad_fn(state.params, batch, key)
         updates, opt_state = tx.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
-        metrics = {"loss": loss, **aux, "grad_norm": optax.global_norm(grads)}
+        metrics = {"loss": loss, **aux, "grad_norm": optax.tree.norm(grads)}
         if group_norms:
             metrics |= param_group_norms(grads)
         return TrainState(state.step + 1, params, opt_state), metrics

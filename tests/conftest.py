@@ -1,4 +1,4 @@
-"""Shared fixtures: a fresh PRNG key per call, strict dtype promotion, float64 on request."""
+"""Shared fixtures: a fresh PRNG key per call, strict dtype promotion and float64 on request."""
 
 from __future__ import annotations
 
@@ -6,10 +6,6 @@ import itertools
 
 import jax
 import pytest
-
-# Mixed dtypes must be explicit in the library: float32 params never silently meet float64 inputs.
-jax.config.update("jax_numpy_dtype_promotion", "strict")
-
 
 @pytest.fixture
 def getkey():
@@ -23,4 +19,14 @@ def getkey():
 def x64():
     """Runs the test with 64-bit floats enabled."""
     with jax.enable_x64(True):
+        yield
+
+
+@pytest.fixture
+def strict_dtypes():
+    """Mixed dtypes must be explicit: float32 params never silently meet float64 inputs.
+
+    Used by the tests of the core (cells, scan, network); Optax itself is not written for it.
+    """
+    with jax.numpy_dtype_promotion("strict"):
         yield

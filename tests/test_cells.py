@@ -24,6 +24,8 @@ ALL_CELLS = [
 ]
 IDS = ["rnn_tanh", "rnn_relu", "irnn", "lstm", "gru", "gru_cho"]
 
+pytestmark = pytest.mark.usefixtures("strict_dtypes")
+
 
 def _h(carry):
     return carry.h if isinstance(carry, LSTMState) else carry

@@ -18,6 +18,8 @@ I, H, B, T = 3, 5, 4, 7
 CELLS = [rj.cells.rnn(H), rj.cells.irnn(H), rj.cells.lstm(H), rj.cells.gru(H), rj.cells.gru(H, False)]
 IDS = ["rnn", "irnn", "lstm", "gru", "gru_cho"]
 
+pytestmark = pytest.mark.usefixtures("strict_dtypes")
+
 
 def python_loop(cell, params, xs, carry):
     """The reference: ``step`` called once per time step, batch-major in and out."""

@@ -1,0 +1,189 @@
+"""Training: the pure train step, fit with logs, resumption and the NaN guard."""
+
+from __future__ import annotations
+
+import json
+
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+import rnnjax as rj
+from rnnjax.checkpoint import CheckpointError
+from rnnjax.data import adding_problem
+from rnnjax.train import TrainingDiverged, TrainState
+
+T, BATCH = 8, 16
+MODEL = rj.models.ManyToOne(rj.RNN(cell="gru", hidden_size=8), output_size=1)
+
+
+def data(step: int):
+    return adding_problem(np.random.default_rng([0, step]), BATCH, T)
+
+
+def loss_fn(params, batch, key):
+    xs, ys = batch
+    pred = MODEL.apply(params, xs)
+    return rj.losses.mse(pred, ys), {"mean_prediction": pred.mean()}
+
+
+def make(lr=1e-2, **kw):
+    tx = rj.train.optimizer("adam", lr, clip_norm=1.0)
+    params = MODEL.init(jax.random.key(0), 2)
+    return TrainState.create(params, tx), rj.train.make_train_step(loss_fn, tx, **kw)
+
+
+def test_one_step_changes_every_parameter():
+    state, step = make()
+    new, metrics = jax.jit(step)(state, data(0), jax.random.key(1))
+    assert int(new.step) == 1
+    for path, (a, b) in zip(
+        jax.tree_util.tree_leaves_with_path(state.params),
+        zip(jax.tree.leaves(state.params), jax.tree.leaves(new.params)),
+    ):
+        assert not np.array_equal(a, b), f"{jax.tree_util.keystr(path[0])} did not change"
+    assert set(metrics) == {"loss", "grad_norm", "mean_prediction"}
+
+
+def test_train_step_is_optax_on_the_gradient():
+    state, step = make()
+    batch = data(0)
+    grads = jax.grad(lambda p: loss_fn(p, batch, None)[0])(state.params)
+    tx = rj.train.optimizer("adam", 1e-2, clip_norm=1.0)
+    updates, _ = tx.update(grads, state.opt_state, state.params)
+    expected = optax.apply_updates(state.params, updates)
+    new, metrics = step(state, batch, jax.random.key(1))
+    chex.assert_trees_all_close(new.params, expected, atol=1e-7)
+    np.testing.assert_allclose(metrics["grad_norm"], optax.tree.norm(grads), rtol=1e-6)
+
+
+def test_group_norms_cover_every_array_and_make_up_the_global_norm():
+    state, step = make(group_norms=True)
+    _, metrics = step(state, data(0), jax.random.key(1))
+    groups = {k: v for k, v in metrics.items() if k.startswith("grad_norm/")}
+    assert len(groups) == len(jax.tree.leaves(state.params))
+    assert "grad_norm/head.V" in groups and "grad_norm/rnn.0.0.W" in groups
+    np.testing.assert_allclose(np.sqrt(sum(v**2 for v in groups.values())), metrics["grad_norm"], rtol=1e-5)
+
+
+def test_clipping_bounds_the_update():
+    tx = rj.train.optimizer("sgd", 1.0, clip_norm=0.5)
+    params = {"w": jnp.ones(4)}
+    updates, _ = tx.update({"w": jnp.full(4, 10.0)}, tx.init(params), params)
+    np.testing.assert_allclose(optax.tree.norm(updates), 0.5, rtol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [
+        (dict(name="lbfgs"), "name: expected one of"),
+        (dict(schedule="linear"), "schedule: expected"),
+        (dict(schedule="cosine"), "total_steps: expected a positive int"),
+    ],
+)
+def test_optimizer_errors(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        rj.train.optimizer(**kwargs)
+
+
+def test_schedules_reach_their_ends():
+    tx = rj.train.optimizer("sgd", 1.0, clip_norm=None, schedule="warmup_cosine", total_steps=10, warmup_steps=5)
+    params = {"w": jnp.zeros(())}
+    state = tx.init(params)
+    sizes = []
+    for _ in range(10):
+        updates, state = tx.update({"w": jnp.ones(())}, state, params)
+        sizes.append(-float(updates["w"]))
+    assert sizes[0] == 0.0 and max(sizes) == pytest.approx(1.0) and sizes[-1] < 0.2
+
+
+def test_fit_logs_every_step_and_evaluations(tmp_path):
+    state, step = make()
+    eval_fn = jax.jit(lambda p: {"loss": loss_fn(p, data(10**6), None)[0]})
+    final, history = rj.train.fit(
+        state, step, data, 12, key=jax.random.key(1), run_dir=tmp_path, eval_fn=eval_fn, eval_every=5, progress=False
+    )
+    assert int(final.step) == 12
+    records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert records == history
+    assert [r["step"] for r in records] == list(range(1, 13))
+    assert [r["step"] for r in records if "eval/loss" in r] == [5, 10, 12]
+    steps, losses = rj.train.history_array(history, "loss")
+    assert steps.tolist() == list(range(1, 13)) and np.isfinite(losses).all()
+
+
+def test_fit_drives_the_loss_down():
+    state, step = make()
+    _, history = rj.train.fit(state, step, data, 300, key=jax.random.key(1), progress=False)
+    _, losses = rj.train.history_array(history, "loss")
+    assert losses[-20:].mean() < 0.5 * losses[:20].mean()
+
+
+def test_resumed_run_equals_uninterrupted_run(tmp_path):
+    state, step = make()
+    key = jax.random.key(1)
+    config = {"lr": 1e-2, "cell": "gru"}
+    full, full_history = rj.train.fit(
+        state, step, data, 9, key=key, run_dir=tmp_path / "full", checkpoint_every=3, config=config, progress=False
+    )
+    # Interrupted: stops at step 5 (last checkpoint at 3, with steps 4 and 5 logged after it) ...
+    rj.train.fit(
+        state, step, data, 5, key=key, run_dir=tmp_path / "cut", checkpoint_every=3, config=config, progress=False
+    )
+    # ... and resumed from a fresh state of the same structure.
+    fresh, _ = make()
+    fresh = fresh._replace(params=jax.tree.map(jnp.zeros_like, fresh.params))
+    resumed, history = rj.train.fit(
+        fresh, step, data, 9, key=key, run_dir=tmp_path / "cut", checkpoint_every=3, resume=True, config=config,
+        progress=False,
+    )  # fmt: skip
+    chex.assert_trees_all_equal(resumed, full)
+    assert [r["loss"] for r in history] == [r["loss"] for r in full_history]
+    logged = [json.loads(line)["step"] for line in (tmp_path / "cut" / "metrics.jsonl").read_text().splitlines()]
+    assert logged == list(range(1, 10))
+
+
+def test_resume_refuses_what_it_cannot_honour(tmp_path):
+    state, step = make()
+    key = jax.random.key(1)
+    with pytest.raises(CheckpointError, match="no checkpoint in"):
+        rj.train.fit(state, step, data, 4, key=key, run_dir=tmp_path / "none", resume=True, progress=False)
+    rj.train.fit(state, step, data, 2, key=key, run_dir=tmp_path / "a", config={"lr": 1}, progress=False)
+    with pytest.raises(CheckpointError, match=r"other values of \['lr'\]"):
+        rj.train.fit(
+            state, step, data, 4, key=key, run_dir=tmp_path / "a", resume=True, config={"lr": 2}, progress=False
+        )
+    with pytest.raises(ValueError, match="run_dir: expected a directory"):
+        rj.train.fit(state, step, data, 4, key=key, resume=True, progress=False)
+
+
+def test_nan_guard_names_the_step_and_keeps_the_last_good_checkpoint(tmp_path):
+    state, step = make()
+
+    def poisoned(s):
+        xs, ys = data(s)
+        if s == 6:  # the 7th step sees a NaN input
+            xs = xs.copy()
+            xs[0, 0, 0] = np.nan
+        return xs, ys
+
+    with pytest.raises(TrainingDiverged, match=r"step 7: loss = nan.*last good checkpoint: step 6"):
+        rj.train.fit(
+            state, step, poisoned, 10, key=jax.random.key(1), run_dir=tmp_path, checkpoint_every=2, progress=False
+        )
+    with rj.checkpoint.Checkpoints(tmp_path / "checkpoints") as ckpt:
+        assert ckpt.latest_step == 6
+        restored, _ = ckpt.restore(state)
+    assert all(np.isfinite(x).all() for x in jax.tree.leaves(restored))
+    last = json.loads((tmp_path / "metrics.jsonl").read_text().splitlines()[-1])
+    assert last == {"step": 7, "diverged": "loss = nan"}
+
+
+def test_evaluate_averages_over_batches():
+    out = rj.train.evaluate(lambda p, b: {"x": b * p}, 2.0, [1.0, 2.0, 6.0])
+    assert out == {"x": 6.0}
+    with pytest.raises(ValueError, match="batches: expected at least one batch"):
+        rj.train.evaluate(lambda p, b: {}, 1.0, [])
