@@ -7,6 +7,7 @@ import itertools
 import jax
 import pytest
 
+
 @pytest.fixture
 def getkey():
     """``getkey()`` returns a new key each call, deterministic per test (as in Equinox's tests)."""
