@@ -8,13 +8,14 @@ A ``Cell`` is a NamedTuple of pure functions (the shape of an Optax
     carry = cell.initial_carry(params, batch_shape)   # zeros
     carry, y = cell.step(params, carry, x)            # x: (*batch, input_size)
 
-``step`` is split in two so that a scan can hoist the input side out of the time
-loop: ``project`` computes ``U x_t + b`` for any number of steps at once (one large
-matmul), ``recur`` does the rest of one step given that projection::
+``step`` is split in three so that a scan does the work that does not change over time
+once, outside its loop::
 
-    step(params, carry, x) == recur(prepare(params), carry, project(params, x))
+    loop = prepare(params)                  # checks params, lays out U^T and W^T once
+    step(params, carry, x) == recur(loop, carry, project(loop, x))
 
-``prepare`` lays out the recurrent weights for the loop once, outside it.
+``project`` computes the input side ``U x_t + b`` for any number of steps (the scan may
+run it over the whole sequence as one large matmul), ``recur`` the rest of one step.
 
 Weights keep the textbook's orientation and names (and PyTorch's layout): ``U: (h, i)``
 maps the input, ``W: (h, h)`` the previous state, so ``U x_t`` is ``x @ U.T`` on a batch of
@@ -38,6 +39,25 @@ from rnnjax import init as inits
 from rnnjax.types import Array, Carry, Params, PRNGKey
 
 
+class Prepared(NamedTuple):
+    """A cell's params laid out for the time loop: ``x @ U_T`` and ``h @ W_T`` multiply in the
+    layout the CPU and accelerators run fastest, without a transpose inside the loop.
+
+    Attributes:
+        U_T: ``(i, g*h)``, the input weights transposed.
+        b: ``(g*h,)``.
+        W_T: the recurrent weights transposed, ``(h, g*h)`` (for the Cho GRU only the r and z
+            blocks, ``(h, 2h)``).
+        extra: what else a cell's recurrence needs (GRU: ``b_hn``, or the candidate's
+            ``W_hn^T`` for the Cho form).
+    """
+
+    U_T: Array
+    b: Array
+    W_T: Array
+    extra: Any = None
+
+
 class Cell(NamedTuple):
     """A recurrent cell: pure functions over explicit params and carry.
 
@@ -45,11 +65,11 @@ class Cell(NamedTuple):
         init: ``init(key, input_size) -> params``.
         initial_carry: ``initial_carry(params, batch_shape=()) -> carry`` (zeros).
         step: ``step(params, carry, x) -> (carry, y)``, x: ``(*batch, input_size)``.
-        project: ``project(params, xs) -> xp``, the input side ``U x_t + b`` for any
+        project: ``project(loop, xs) -> xp``, the input side ``U x_t + b`` for any
             leading dims; xp: ``(..., num_gates * hidden_size)``.
-        prepare: ``prepare(params) -> loop_params``, the recurrent weights laid out for
-            the time loop (computed once, outside it).
-        recur: ``recur(loop_params, carry, xp_t) -> (carry, y)``, the rest of a step.
+        prepare: ``prepare(params) -> loop``, a :class:`Prepared`: the params checked and
+            laid out for the time loop (transposes computed once, outside it).
+        recur: ``recur(loop, carry, xp_t) -> (carry, y)``, the rest of a step.
         name: ``"rnn"``, ``"lstm"`` or ``"gru"``.
         hidden_size: h, the size of ``y`` and of each state array.
         num_gates: blocks stacked in ``U``, ``W`` and ``b`` (rnn 1, gru 3, lstm 4).
@@ -60,9 +80,9 @@ class Cell(NamedTuple):
     init: Callable[[PRNGKey, int], Params]
     initial_carry: Callable[..., Carry]
     step: Callable[[Params, Carry, Array], tuple[Carry, Array]]
-    project: Callable[[Params, Array], Array]
-    prepare: Callable[[Params], Any]
-    recur: Callable[[Any, Carry, Array], tuple[Carry, Array]]
+    project: Callable[[Prepared, Array], Array]
+    prepare: Callable[[Params], Prepared]
+    recur: Callable[[Prepared, Carry, Array], tuple[Carry, Array]]
     name: str
     hidden_size: int
     num_gates: int
@@ -152,22 +172,22 @@ def _check_params(params: Any, cls: type, num_gates: int, hidden_size: int, has_
         # GRU params of the other form would run silently with the wrong equations.
         raise ValueError("params.b_hn: expected None for gru(reset_after=False), got an array")
     for field, shape in expected.items():
-        got = jnp.shape(getattr(params, field))
+        value = getattr(params, field)
+        got = None if value is None else jnp.shape(value)
         if got != shape:
             raise ValueError(f"params.{field}: expected shape {shape} for hidden_size={hidden_size}, got {got}")
     if jnp.ndim(params.U) != 2 or jnp.shape(params.U)[0] != gh:
         raise ValueError(f"params.U: expected shape ({gh}, input_size), got {jnp.shape(params.U)}")
 
 
-def _check_x(x: Array, params: Any, name: str = "x") -> None:
-    input_size = params.U.shape[1]
+def _check_x(x: Array, input_size: int, param_dtype: Any, name: str = "x") -> None:
     if jnp.ndim(x) < 1 or jnp.shape(x)[-1] != input_size:
         raise ValueError(f"{name}: expected last axis of size input_size={input_size}, got shape {jnp.shape(x)}")
     dtype = jnp.result_type(x)
     if not jnp.issubdtype(dtype, jnp.floating):
         raise ValueError(f"{name}: expected a floating dtype, got {dtype}")
-    if dtype != params.U.dtype:
-        raise ValueError(f"{name}: expected the params' dtype {params.U.dtype}, got {dtype}")
+    if dtype != param_dtype:
+        raise ValueError(f"{name}: expected the params' dtype {param_dtype}, got {dtype}")
 
 
 def _make_cell(
@@ -177,24 +197,31 @@ def _make_cell(
     hidden_size: int,
     init: Callable[[PRNGKey, int], Params],
     zero_carry: Callable[[tuple[int, ...], Any], Carry],
-    prepare: Callable[[Params], Any],
-    recur: Callable[[Any, Carry, Array], tuple[Carry, Array]],
+    recur: Callable[[Prepared, Carry, Array], tuple[Carry, Array]],
+    recurrent: Callable[[Params], tuple[Array, Any]] = lambda p: (p.W.T, None),
     has_b_hn: bool = False,
     **options: Any,
 ) -> Cell:
-    """Assembles a Cell: adds the shared input projection, checks and ``step``."""
+    """Assembles a Cell: the checks, ``prepare``, the shared input projection and ``step``.
 
-    def project(params: Params, xs: Array, name: str = "xs") -> Array:
+    ``recurrent(params) -> (W_T, extra)`` lays out the recurrent side for ``Prepared``.
+    """
+
+    def prepare(params: Params) -> Prepared:
         _check_params(params, cls, num_gates, hidden_size, has_b_hn)
-        _check_x(xs, params, name)
-        return xs @ params.U.T + params.b
+        return Prepared(params.U.T, params.b, *recurrent(params))
+
+    def project(loop: Prepared, xs: Array, name: str = "xs") -> Array:
+        _check_x(xs, loop.U_T.shape[0], loop.U_T.dtype, name)
+        return xs @ loop.U_T + loop.b
 
     def initial_carry(params: Params, batch_shape: tuple[int, ...] = ()) -> Carry:
         _check_params(params, cls, num_gates, hidden_size, has_b_hn)
         return zero_carry(tuple(batch_shape), params.W.dtype)
 
     def step(params: Params, carry: Carry, x: Array) -> tuple[Carry, Array]:
-        return recur(prepare(params), carry, project(params, x, "x"))
+        loop = prepare(params)
+        return recur(loop, carry, project(loop, x, "x"))
 
     return Cell(
         init, initial_carry, step, project, prepare, recur, name, hidden_size, num_gates,
@@ -252,14 +279,13 @@ def rnn(
             b=jnp.full((hidden_size,), bias, dtype),
         )
 
-    def recur(W_T: Array, a: Array, xp: Array) -> tuple[Array, Array]:
-        a = f(xp + a @ W_T)
+    def recur(loop: Prepared, a: Array, xp: Array) -> tuple[Array, Array]:
+        a = f(xp + a @ loop.W_T)
         return a, a
 
     return _make_cell(
         "rnn", RNNParams, 1, hidden_size, init,
-        lambda shape, dt: jnp.zeros((*shape, hidden_size), dt),
-        lambda params: params.W.T, recur,
+        lambda shape, dt: jnp.zeros((*shape, hidden_size), dt), recur,
         activation=activation, input_init=input_init, recurrent_init=recurrent_init, gain=gain,
         bias=bias, dtype=dtype,
     )  # fmt: skip
@@ -328,8 +354,8 @@ def lstm(
             b=jnp.concatenate([b_f, b_i, jnp.zeros((2 * h,), dtype)]),
         )
 
-    def recur(W_T: Array, state: LSTMState, xp: Array) -> tuple[LSTMState, Array]:
-        z = xp + state.h @ W_T
+    def recur(loop: Prepared, state: LSTMState, xp: Array) -> tuple[LSTMState, Array]:
+        z = xp + state.h @ loop.W_T
         f, i, c_tilde, o = jnp.split(z, 4, axis=-1)
         c = jax.nn.sigmoid(f) * state.c + jax.nn.sigmoid(i) * jnp.tanh(c_tilde)
         h = jax.nn.sigmoid(o) * jnp.tanh(c)
@@ -339,7 +365,7 @@ def lstm(
         return LSTMState(jnp.zeros((*shape, hidden_size), dt), jnp.zeros((*shape, hidden_size), dt))
 
     return _make_cell(
-        "lstm", LSTMParams, 4, hidden_size, init, zeros, lambda p: p.W.T, recur,
+        "lstm", LSTMParams, 4, hidden_size, init, zeros, recur,
         forget_bias=forget_bias, input_init=input_init, recurrent_init=recurrent_init, gain=gain,
         chrono=chrono, dtype=dtype,
     )  # fmt: skip
@@ -395,23 +421,21 @@ def gru(
             b_hn=zeros if reset_after else None,
         )
 
-    def prepare(params: GRUParams) -> tuple[Array, ...]:
+    def recurrent(params: GRUParams) -> tuple[Array, Array]:
         if reset_after:
             return params.W.T, params.b_hn
-        return params.W[: 2 * h].T, params.W[2 * h :].T
+        return params.W[: 2 * h].T, params.W[2 * h :].T  # W_rz^T, and W_hn^T as extra
 
-    def recur(loop: tuple[Array, ...], state: Array, xp: Array) -> tuple[Array, Array]:
+    def recur(loop: Prepared, state: Array, xp: Array) -> tuple[Array, Array]:
         x_r, x_z, x_n = jnp.split(xp, 3, axis=-1)
         if reset_after:
-            W_T, b_hn = loop
-            h_r, h_z, h_n = jnp.split(state @ W_T, 3, axis=-1)
+            h_r, h_z, h_n = jnp.split(state @ loop.W_T, 3, axis=-1)
             r, z = jax.nn.sigmoid(x_r + h_r), jax.nn.sigmoid(x_z + h_z)
-            n = jnp.tanh(x_n + r * (h_n + b_hn))
+            n = jnp.tanh(x_n + r * (h_n + loop.extra))
         else:
-            W_rz_T, W_n_T = loop
-            h_r, h_z = jnp.split(state @ W_rz_T, 2, axis=-1)
+            h_r, h_z = jnp.split(state @ loop.W_T, 2, axis=-1)
             r, z = jax.nn.sigmoid(x_r + h_r), jax.nn.sigmoid(x_z + h_z)
-            n = jnp.tanh(x_n + (r * state) @ W_n_T)
+            n = jnp.tanh(x_n + (r * state) @ loop.extra)
         new = (1.0 - z) * n + z * state
         return new, new
 
@@ -419,7 +443,7 @@ def gru(
         return jnp.zeros((*shape, h), dt)
 
     return _make_cell(
-        "gru", GRUParams, 3, h, init, zeros, prepare, recur, has_b_hn=reset_after,
+        "gru", GRUParams, 3, h, init, zeros, recur, recurrent, has_b_hn=reset_after,
         reset_after=reset_after, input_init=input_init, recurrent_init=recurrent_init, gain=gain,
         chrono=chrono, dtype=dtype,
     )  # fmt: skip

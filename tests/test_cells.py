@@ -113,7 +113,8 @@ def test_step_is_recur_of_project(cell, getkey):
     params = cell.init(getkey(), I)
     carry = _random_carry(cell, params, getkey())
     x = jax.random.normal(getkey(), (B, I))
-    split = cell.recur(cell.prepare(params), carry, cell.project(params, x))
+    loop = cell.prepare(params)
+    split = cell.recur(loop, carry, cell.project(loop, x))
     chex.assert_trees_all_close(cell.step(params, carry, x), split, rtol=1e-6)
 
 

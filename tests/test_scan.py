@@ -46,10 +46,11 @@ def setup(cell, key, dtype=jnp.float32, batch=B, time=T):
     return params, xs, carry
 
 
+@pytest.mark.parametrize("hoist", [False, True], ids=["in_loop", "hoisted"])
 @pytest.mark.parametrize("cell", CELLS, ids=IDS)
-def test_scan_equals_python_loop(cell, getkey):
+def test_scan_equals_python_loop(cell, hoist, getkey):
     params, xs, carry = setup(cell, getkey())
-    final, ys, carries = rj.unroll(cell, params, xs, carry, return_carries=True)
+    final, ys, carries = rj.unroll(cell, params, xs, carry, return_carries=True, hoist=hoist)
     ref_final, ref_ys, ref_carries = python_loop(cell, params, xs, carry)
     chex.assert_trees_all_close((final, ys, carries), (ref_final, ref_ys, ref_carries), atol=1e-6)
     # Default carry: zeros.
@@ -61,7 +62,9 @@ def test_scan_equals_python_loop(cell, getkey):
 
 
 @pytest.mark.parametrize("cell", CELLS[2:4], ids=IDS[2:4])
-@pytest.mark.parametrize("options", [dict(unroll=3), dict(unroll=True), dict(remat=True)])
+@pytest.mark.parametrize(
+    "options", [dict(unroll=3), dict(unroll=True), dict(remat=True), dict(hoist=True), dict(hoist=False)]
+)
 def test_unroll_and_remat_change_nothing(cell, options, getkey):
     params, xs, carry = setup(cell, getkey())
     lengths = jnp.array([7, 3, 0, 5])
@@ -88,12 +91,13 @@ def test_return_carries_gives_lstm_h_and_c(getkey):
     np.testing.assert_allclose(carries.c[1, 1], final.c[1], rtol=1e-6)
 
 
+@pytest.mark.parametrize("hoist", [False, True], ids=["in_loop", "hoisted"])
 @pytest.mark.parametrize("cell", CELLS, ids=IDS)
-def test_lengths_semantics(cell, getkey):
+def test_lengths_semantics(cell, hoist, getkey):
     params, xs, carry = setup(cell, getkey())
     lengths = np.array([7, 3, 0, 1])
     for reverse in (False, True):
-        final, ys = rj.unroll(cell, params, xs, carry, lengths=lengths, reverse=reverse)
+        final, ys = rj.unroll(cell, params, xs, carry, lengths=lengths, reverse=reverse, hoist=hoist)
         for b, n in enumerate(lengths):
             row = jax.tree.map(lambda c: c[b : b + 1], carry)
             xb = xs[b : b + 1, :n]
