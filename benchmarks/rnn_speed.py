@@ -1,0 +1,404 @@
+"""Forward + backward throughput of our LSTM, GRU and tanh RNN against Flax and PyTorch, in one run.
+
+For every shape ``(batch, time, input, hidden)`` and cell, three sides run the same computation with
+the same weights: the loss is the mean of all outputs, the gradient is taken with respect to all
+params (and nothing else).
+
+- ours: ``jax.jit(jax.value_and_grad(loss))`` over ``rj.unroll``;
+- flax: the same over ``flax.linen.RNN`` wrapping Flax's own cell (``OptimizedLSTMCell``, and
+  ``LSTMCell`` for a second LSTM row, ``GRUCell``, ``SimpleCell``), weights from ``rj.interop.to_flax``;
+- torch: ``torch.nn.LSTM/GRU/RNN(batch_first=True)`` from ``rj.interop.to_torch``, forward and
+  ``loss.backward()`` with PyTorch's default number of threads.
+
+Before timing, the outputs and the gradients of every side are checked against ours, so the table can
+only compare equal computations. Compilation is excluded (the checks and a warm-up round run first); the
+sides then take turns, one call each per round, so that load from other processes falls on all of them
+alike; each time is the median over the rounds. Throughput is sequences x steps per second; a ratio
+above 1 means we are faster. ``report.md`` also lists the median, fastest and slowest call of each side.
+
+Run::
+
+    python benchmarks/rnn_speed.py                       # the full table, writes runs/rnn_speed/
+    python benchmarks/rnn_speed.py --tiny                # one tiny shape, one repeat (seconds)
+    python benchmarks/rnn_speed.py --shapes 16,500,32,64 --cells lstm --repeats 9
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import dataclasses
+import inspect
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+import typing
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import flax
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+import rnnjax as rj
+
+Shape = tuple[int, int, int, int]
+"""``(batch, time, input, hidden)``."""
+
+TINY_SHAPES: tuple[Shape, ...] = ((2, 5, 3, 4),)
+
+# Flax's cells to compare each of ours with; the first is the one in the default row.
+FLAX_CELLS: dict[str, tuple[type[nn.RNNCellBase], ...]] = {
+    "lstm": (nn.OptimizedLSTMCell, nn.LSTMCell),
+    "gru": (nn.GRUCell,),
+    "rnn": (nn.SimpleCell,),
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    """What to measure and how often."""
+
+    shapes: tuple[Shape, ...] = ((16, 500, 32, 64), (32, 100, 128, 256), (64, 100, 256, 512))
+    """Shapes ``(batch, time, input, hidden)``; on the command line ``16,500,32,64 32,100,128,256``."""
+    cells: tuple[str, ...] = ("lstm", "gru", "rnn")
+    """Cells to compare: any of ``lstm``, ``gru``, ``rnn`` (tanh)."""
+    repeats: int = 5
+    """Timed calls per side after a warm-up call, interleaved across sides; the median is reported."""
+    min_repeats: int = 3
+    """Fewest timed calls per side, when ``budget_s`` would allow fewer than ``repeats``."""
+    budget_s: float = 40.0
+    """Seconds of timed calls per shape and cell (all sides); slow shapes get fewer repeats, not below
+    ``min_repeats``."""
+    flax_lstm_cell: bool = True
+    """Also compare our LSTM with ``flax.linen.LSTMCell`` (a matmul per gate), besides the optimised one."""
+    torch: bool = True
+    """Include PyTorch (a dev extra)."""
+    atol: float = 1e-4
+    """Largest absolute difference allowed between the outputs of two sides."""
+    grad_rtol: float = 1e-3
+    """Largest difference allowed between the gradients of two sides, relative to the largest entry."""
+    hoist: bool | None = None
+    """Where our input projection runs: None, rnnjax's default (inside the loop on the CPU, before it
+    on accelerators); True: before the loop, one matmul over all steps; False: inside the loop."""
+    tiny: bool = False
+    """Smoke test: one tiny shape, one repeat (seconds); overrides ``shapes`` and the repeats."""
+    seed: int = 0
+    """Seed of the weights and inputs."""
+    out_dir: str = "runs/rnn_speed"
+    """Where ``report.md`` and ``config.json`` go."""
+
+
+class Timing(NamedTuple):
+    """Seconds per call: median, fastest and slowest of ``repeats`` timed calls."""
+
+    median_s: float
+    min_s: float
+    max_s: float
+    repeats: int
+
+
+class Row(NamedTuple):
+    """One line of the table: ours against one Flax cell and PyTorch on one shape."""
+
+    shape: Shape
+    cell: str
+    flax_cell: str
+    ours: Timing
+    flax: Timing
+    torch: Timing | None
+
+    def throughput(self, timing: Timing | None) -> float:
+        """Sequences x steps per second."""
+        return float("nan") if timing is None else self.shape[0] * self.shape[1] / timing.median_s
+
+
+def time_interleaved(calls: dict[str, Callable[[], Any]], cfg: Config) -> dict[str, Timing]:
+    """Times each call (each returns once its work is done, compiled already): a warm-up round, then
+    rounds of one call per side, so that load from other processes falls on all sides alike."""
+    t0 = time.perf_counter()
+    for call in calls.values():
+        call()
+    round_s = time.perf_counter() - t0
+    repeats = max(cfg.min_repeats, min(cfg.repeats, int(cfg.budget_s / round_s)))
+    times: dict[str, list[float]] = {side: [] for side in calls}
+    for _ in range(repeats):
+        for side, call in calls.items():
+            t0 = time.perf_counter()
+            call()
+            times[side].append(time.perf_counter() - t0)
+    return {side: Timing(statistics.median(ts), min(ts), max(ts), repeats) for side, ts in times.items()}
+
+
+def assert_close(name: str, got: Any, want: Any, atol: float) -> None:
+    got, want = np.asarray(got), np.asarray(want)
+    if got.shape != want.shape:
+        raise AssertionError(f"{name}: shapes differ, {got.shape} against {want.shape}")
+    diff = float(np.max(np.abs(got - want))) if got.size else 0.0
+    if not diff < atol:
+        raise AssertionError(f"{name}: max abs diff {diff:.3g} is not below {atol:.3g}")
+
+
+def assert_grads_close(name: str, got: Any, want: Any, rtol: float) -> None:
+    """Every leaf of ``got`` agrees with ``want`` within ``rtol`` times the largest entry of ``want``."""
+    paths = jax.tree_util.tree_flatten_with_path(want)[0]
+    for (path, w), g in zip(paths, jax.tree.leaves(got), strict=True):
+        scale = max(float(np.max(np.abs(np.asarray(w)))), 1e-12)
+        assert_close(f"{name} grad {jax.tree_util.keystr(path)}", np.asarray(g) / scale, np.asarray(w) / scale, rtol)
+
+
+def flax_variables(module: nn.RNN, cell: rj.Cell, params: Any, xs: jax.Array) -> dict[str, Any]:
+    """Our ``params`` as ``nn.RNN``'s variables, checked against the layout that Flax itself creates."""
+    variables = {"params": {"cell": rj.interop.to_flax(cell, params)["params"]}}
+    layout = lambda tree: jax.tree.map(lambda a: (a.shape, str(a.dtype)), tree)  # noqa: E731
+    expected = layout(jax.eval_shape(module.init, jax.random.key(0), xs))
+    got = layout(variables)
+    if got != expected:
+        raise AssertionError(f"to_flax gives {got}, {type(module.cell).__name__} expects {expected}")
+    return variables
+
+
+def bench_shape_cell(shape: Shape, name: str, cfg: Config, key: jax.Array) -> list[Row]:
+    """Checks that all sides agree on one shape and cell, then times them; one row per Flax cell."""
+    batch, steps, input_size, hidden = shape
+    k_params, k_xs = jax.random.split(key)
+    cell = rj.cells.make(name, hidden)
+    params = cell.init(k_params, input_size)
+    xs = jax.random.normal(k_xs, (batch, steps, input_size), jnp.float32)
+
+    def ours_loss(params: Any, xs: jax.Array) -> jax.Array:
+        return rj.unroll(cell, params, xs, hoist=cfg.hoist)[1].mean()
+
+    ours_step = jax.jit(jax.value_and_grad(ours_loss))
+    ys = np.asarray(jax.jit(lambda params, xs: rj.unroll(cell, params, xs, hoist=cfg.hoist)[1])(params, xs))
+    loss, grads = ours_step(params, xs)
+    calls = {"ours": lambda: jax.block_until_ready(ours_step(params, xs))}
+    flax_cells = FLAX_CELLS[name] if cfg.flax_lstm_cell else FLAX_CELLS[name][:1]
+    for flax_cell in flax_cells:
+        calls[flax_cell.__name__] = checked_flax_step(flax_cell(hidden), cell, params, xs, ys, loss, grads, cfg)
+    if cfg.torch:
+        calls["torch"] = checked_torch_step(cell, params, xs, ys, grads, cfg)
+    t = time_interleaved(calls, cfg)
+    return [Row(shape, name, fc.__name__, t["ours"], t[fc.__name__], t.get("torch")) for fc in flax_cells]
+
+
+def checked_flax_step(
+    flax_cell: nn.RNNCellBase, cell: rj.Cell, params: Any, xs: jax.Array, ys: np.ndarray, loss: jax.Array,
+    grads: Any, cfg: Config,
+) -> Callable[[], Any]:  # fmt: skip
+    """One timed call of ``flax.linen.RNN(flax_cell)`` with our weights, after checking its outputs and
+    gradients against ours."""
+    module = nn.RNN(flax_cell)
+    variables = flax_variables(module, cell, params, xs)
+
+    def flax_loss(p: Any, xs: jax.Array) -> jax.Array:
+        return module.apply({"params": p}, xs).mean()
+
+    flax_step = jax.jit(jax.value_and_grad(flax_loss))
+    label = f"{cell.name}: flax {type(flax_cell).__name__}"
+    assert_close(f"{label} outputs", jax.jit(module.apply)(variables, xs), ys, cfg.atol)
+    flax_loss_value, flax_grads = flax_step(variables["params"], xs)
+    assert_close(f"{label} loss", flax_loss_value, loss, cfg.atol)
+    assert_grads_close(label, flax_grads, {"cell": rj.interop.to_flax(cell, grads)["params"]}, cfg.grad_rtol)
+    return lambda: jax.block_until_ready(flax_step(variables["params"], xs))
+
+
+def checked_torch_step(
+    cell: rj.Cell, params: Any, xs: jax.Array, ys: np.ndarray, grads: Any, cfg: Config
+) -> Callable[[], Any]:
+    """One timed call of ``torch.nn.LSTM/GRU/RNN`` with our weights (forward and ``loss.backward()``),
+    after checking its outputs and gradients against ours."""
+    import torch
+
+    net = rj.RNN(cell=cell)
+    module = rj.interop.to_torch(net, ((params,),))
+    xs_t = torch.from_numpy(np.array(xs))
+    label = f"{cell.name}: torch"
+
+    def step() -> Any:
+        module.zero_grad(set_to_none=True)
+        loss = module(xs_t)[0].mean()
+        loss.backward()
+        return loss
+
+    with torch.no_grad():
+        assert_close(f"{label} outputs", module(xs_t)[0].numpy(), ys, cfg.atol)
+    step()
+    # Our gradients in torch's layout. torch adds bias_ih and bias_hh where we have one b, so both get
+    # b's gradient, except in the GRU's candidate block, where bias_hh is our b_hn (which to_torch sets).
+    got = {k: v.grad.numpy() for k, v in module.named_parameters()}
+    want = {k: v.detach().numpy().copy() for k, v in rj.interop.to_torch(net, ((grads,),)).named_parameters()}
+    shared = slice(None, 2 * cell.hidden_size if cell.name == "gru" else None)
+    want["bias_hh_l0"][shared] += want["bias_ih_l0"][shared]
+    assert_grads_close(label, got, want, cfg.grad_rtol)
+    return step
+
+
+def format_table(rows: Sequence[Row]) -> str:
+    """The markdown table: throughput (sequences x steps / s) of each side and the ratios."""
+    lines = [
+        "| batch | time | input | hidden | cell | flax cell | ours | flax | torch | ours/flax | ours/torch |",
+        "| ---: | ---: | ---: | ---: | --- | --- | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for row in rows:
+        ours, flax_, torch_ = (row.throughput(t) for t in (row.ours, row.flax, row.torch))
+        lines.append(
+            "| {} | {} | {} | {} | {} | {} | {:,.0f} | {:,.0f} | {} | {:.2f} | {} |".format(
+                *row.shape, row.cell, row.flax_cell, ours, flax_,
+                "n/a" if row.torch is None else f"{torch_:,.0f}",
+                ours / flax_,
+                "n/a" if row.torch is None else f"{ours / torch_:.2f}",
+            )
+        )  # fmt: skip
+    return "\n".join(lines)
+
+
+def format_timings(rows: Sequence[Row]) -> str:
+    """Milliseconds per call of each side, to judge the noise behind the ratios."""
+    lines = [
+        "| batch | time | input | hidden | cell | side | median ms | min ms | max ms | repeats |",
+        "| ---: | ---: | ---: | ---: | --- | --- | ---: | ---: | ---: | ---: |",
+    ]
+    seen = set()
+    for row in rows:
+        for side, t in (("ours", row.ours), (f"flax {row.flax_cell}", row.flax), ("torch", row.torch)):
+            if t is None or (row.shape, row.cell, side) in seen:
+                continue
+            seen.add((row.shape, row.cell, side))
+            lines.append(
+                f"| {' | '.join(map(str, row.shape))} | {row.cell} | {side} | {1e3 * t.median_s:.1f} "
+                f"| {1e3 * t.min_s:.1f} | {1e3 * t.max_s:.1f} | {t.repeats} |"
+            )
+    return "\n".join(lines)
+
+
+def environment() -> dict[str, str]:
+    """Versions, device and commit, for the report."""
+    env = {"python": platform.python_version(), "jax": jax.__version__, "flax": flax.__version__}
+    try:
+        import torch
+
+        env["torch"] = f"{torch.__version__} ({torch.get_num_threads()} threads)"
+    except ImportError:
+        env["torch"] = "not installed"
+    device = jax.devices()[0]
+    env["device"] = f"{device.platform} ({device.device_kind}), {os.cpu_count()} cores, {cpu_model()}"
+    env["commit"] = git_commit()
+    return env
+
+
+def cpu_model() -> str:
+    """The CPU's model name, as far as the system tells."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def git_commit() -> str:
+    """The commit this script runs at, marked when the working tree has changes."""
+    root = Path(__file__).resolve().parents[1]
+    try:
+        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True)
+        dirty = subprocess.run(["git", "status", "--porcelain"], cwd=root, capture_output=True, text=True)
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return sha.stdout.strip() + (" (with uncommitted changes)" if dirty.stdout.strip() else "")
+
+
+def main(cfg: Config) -> str:
+    """Runs the benchmark, prints the table, writes ``report.md`` and ``config.json``; returns the table."""
+    unknown = set(cfg.cells) - set(FLAX_CELLS)
+    if unknown:
+        raise ValueError(f"cells: expected some of {tuple(FLAX_CELLS)}, got {sorted(unknown)}")
+    if cfg.tiny:
+        cfg = dataclasses.replace(cfg, shapes=TINY_SHAPES, repeats=1, min_repeats=1)
+    key = jax.random.key(cfg.seed)
+    start = time.perf_counter()
+    rows = []
+    for s, shape in enumerate(cfg.shapes):
+        for c, name in enumerate(cfg.cells):
+            rows += bench_shape_cell(tuple(shape), name, cfg, jax.random.fold_in(key, s * 100 + c))
+            print(f"done {shape} {name} ({time.perf_counter() - start:.0f} s)", file=sys.stderr, flush=True)
+    elapsed = time.perf_counter() - start
+    table = format_table(rows)
+    print(table)
+
+    env = environment()
+    repeats = sorted({t.repeats for row in rows for t in (row.ours, row.flax, row.torch) if t is not None})
+    report = "\n".join(
+        [
+            "# RNN forward + backward throughput",
+            "",
+            "Sequences x steps per second for `jit(value_and_grad(mean of outputs))` over all params "
+            "(torch: forward + `loss.backward()`); ratios above 1 mean ours is faster. Same weights on all "
+            f"sides; outputs agree within {cfg.atol:g}, gradients within {cfg.grad_rtol:g} (relative).",
+            f"Median of {'/'.join(map(str, repeats))} repeats after a warm-up, the sides interleaved; "
+            f"the whole run took {elapsed:.0f} s. Our input projection: "
+            + {None: "rnnjax's default for this backend", True: "hoisted before the loop", False: "inside the loop"}[
+                cfg.hoist
+            ]
+            + ".",
+            "",
+            table,
+            "",
+            *[f"- {k}: {v}" for k, v in env.items()],
+            "",
+            "## Time per call",
+            "",
+            format_timings(rows),
+            "",
+        ]
+    )
+    out = Path(cfg.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "report.md").write_text(report)
+    (out / "config.json").write_text(json.dumps(dataclasses.asdict(cfg), indent=2) + "\n")
+    print(f"\nwrote {out / 'report.md'} ({elapsed:.0f} s)", file=sys.stderr)
+    return table
+
+
+def field_docs(cls: type) -> dict[str, str]:
+    """The docstring under each field of a dataclass, read from its source."""
+    docs = {}
+    body = ast.parse(inspect.getsource(cls)).body[0].body
+    for stmt, nxt in zip(body, body[1:], strict=False):
+        if isinstance(stmt, ast.AnnAssign) and isinstance(nxt, ast.Expr) and isinstance(nxt.value, ast.Constant):
+            docs[stmt.target.id] = " ".join(str(nxt.value.value).split())
+    return docs
+
+
+def parse_config(argv: Sequence[str] | None = None) -> Config:
+    """A ``Config`` from command-line flags, one per field, generated from the dataclass."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    hints, docs = typing.get_type_hints(Config, globals()), field_docs(Config)
+    for field in dataclasses.fields(Config):
+        hint, flag = hints[field.name], "--" + field.name.replace("_", "-")
+        help_ = f"{docs.get(field.name, '')} (default: {field.default})".replace("%", "%%")
+        if hint is bool:
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=field.default, help=help_)
+        elif typing.get_origin(hint) is tuple:
+            item = typing.get_args(hint)[0]
+            if typing.get_origin(item) is tuple:  # a tuple of shapes, each written as 16,500,32,64
+                convert: Callable[[str], Any] = lambda s: tuple(int(v) for v in s.split(","))  # noqa: E731
+            else:
+                convert = item
+            parser.add_argument(flag, nargs="+", type=convert, default=field.default, help=help_)
+        else:
+            parser.add_argument(flag, type=hint, default=field.default, help=help_)
+    args = vars(parser.parse_args(argv))
+    return Config(**{k: tuple(v) if isinstance(v, list) else v for k, v in args.items()})
+
+
+if __name__ == "__main__":
+    main(parse_config())
