@@ -254,7 +254,9 @@ def truncated_value_and_grad(
 
     zeros = jax.tree.map(jnp.zeros_like, params)
     n = jax.tree.leaves(chunks)[0].shape[0]
-    state = (jnp.zeros(()), zeros, carry)
+    first = jax.tree.map(lambda x: x[0], chunks)
+    loss_dtype = jax.eval_shape(chunk_loss, params, carry, first)[0].dtype  # sum in the loss's own dtype
+    state = (jnp.zeros((), loss_dtype), zeros, carry)
     state, _ = jax.lax.scan(body, state, (chunks, jnp.swapaxes(resets[:, :n], 0, 1)))
     if rest is not None:
         state, _ = body(state, (rest, resets[:, n]))

@@ -33,11 +33,18 @@ def _check(outputs: Array, targets: Array, mask: Array | None, classes: bool) ->
         raise ValueError(f"targets: expected {what} {expected}, got {tuple(targets.shape)}")
     if classes and not jnp.issubdtype(targets.dtype, jnp.integer):
         raise ValueError(f"targets: expected integer class labels, got {targets.dtype}")
+    if not classes and targets.dtype != outputs.dtype:
+        raise ValueError(f"targets: expected the dtype of the predictions, {outputs.dtype}, got {targets.dtype}")
     if mask is None:
         return jnp.ones(steps, outputs.dtype)
     if tuple(mask.shape) != steps:
         raise ValueError(f"mask: expected shape {steps} (the step axes), got {tuple(mask.shape)}")
     return jnp.asarray(mask, outputs.dtype)
+
+
+def _sanitize(x: Array, mask: Array) -> Array:
+    """Zeros at masked steps *before* the loss: a where() after it still lets NaN into the gradient."""
+    return jnp.where((mask > 0).reshape(mask.shape + (1,) * (x.ndim - mask.ndim)), x, jnp.zeros_like(x))
 
 
 def _reduce(per_step: Array, mask: Array, reduction: str) -> Array:
@@ -61,6 +68,7 @@ def cross_entropy(logits: Array, labels: Array, mask: Array | None = None, reduc
         mask: weights of shape ``logits.shape[:-1]``.
     """
     m = _check(logits, labels, mask, classes=True)
+    logits = _sanitize(logits, m)
     logp = jax.nn.log_softmax(logits, axis=-1)
     nll = -jnp.take_along_axis(logp, labels[..., None], axis=-1)[..., 0]
     return _reduce(nll, m, reduction)
@@ -69,6 +77,7 @@ def cross_entropy(logits: Array, labels: Array, mask: Array | None = None, reduc
 def softmax_squared_error(logits: Array, labels: Array, mask: Array | None = None, reduction: str = "mean") -> Array:
     """The textbook's squared error on the softmax output: ``sum_k (softmax(o_t)_k - [k == y_t])^2``."""
     m = _check(logits, labels, mask, classes=True)
+    logits = _sanitize(logits, m)
     p = jax.nn.softmax(logits, axis=-1)
     onehot = jax.nn.one_hot(labels, logits.shape[-1], dtype=p.dtype)
     return _reduce(((p - onehot) ** 2).sum(-1), m, reduction)
@@ -83,6 +92,7 @@ def mse(predictions: Array, targets: Array, mask: Array | None = None, reduction
         mask: weights of shape ``predictions.shape[:-1]``.
     """
     m = _check(predictions, targets, mask, classes=False)
+    predictions, targets = _sanitize(predictions, m), _sanitize(targets, m)
     return _reduce(((predictions - targets) ** 2).mean(-1), m, reduction)
 
 
