@@ -9,6 +9,7 @@ import jax
 import jax.numpy as jnp
 
 from rnnjax import decoding
+from rnnjax.data.text import CharVocab
 from rnnjax.models.layers import Dense, check_tokens, dense, dense_init, last_hidden, token_step
 from rnnjax.network import RNN, NetCarry, NetParams
 from rnnjax.types import Array, PRNGKey
@@ -165,3 +166,22 @@ class LanguageModel(_SequenceModel):
             raise ValueError("prompt: expected at least one token per row, got 0")
         logits, carry = self.apply(params, prompt)
         return decoding.sample(self.step_fn(params), carry, logits[:, -1], num_tokens, key, temperature, top_k)
+
+    def generate_text(
+        self,
+        params: SequenceParams,
+        vocab: CharVocab,
+        seed: str,
+        num_chars: int,
+        key: PRNGKey,
+        temperature: float = 1.0,
+        top_k: int | None = None,
+    ) -> str:
+        """``seed`` followed by ``num_chars`` sampled characters (``temperature=0``: greedy).
+
+        Example, once a character model is trained::
+
+            model.generate_text(params, vocab, "The color of an apple is", 10, key, temperature=0)
+        """
+        prompt = jnp.asarray(vocab.encode(seed))[None]
+        return seed + vocab.decode(self.generate(params, prompt, num_chars, key, temperature, top_k)[0])
