@@ -114,9 +114,9 @@ def beam_search(
     k = beam_size
     carry = jax.tree.map(lambda c: jnp.repeat(c, k, axis=0), carry)
     tokens = jnp.repeat(bos, k)
-    scores = jnp.tile(jnp.array([0.0] + [-jnp.inf] * (k - 1)), (batch, 1))  # one live beam at first
+    scores = jnp.tile(jnp.array([0.0] + [-jnp.inf] * (k - 1), jnp.float32), (batch, 1))  # one live beam at first
     state = (carry, tokens, scores, jnp.zeros((batch, k), bool), jnp.zeros((batch, k), jnp.int32),
-             jnp.full((batch, k, max_len), pad_id))  # fmt: skip
+             jnp.full((batch, k, max_len), pad_id, jnp.int32))  # fmt: skip
 
     def body(state: Any, t: Array):
         carry, tokens, scores, finished, lengths, seqs = state
@@ -124,12 +124,12 @@ def beam_search(
         vocab = logits.shape[-1]
         logp = jax.nn.log_softmax(logits.reshape(batch, k, vocab).astype(jnp.float32), axis=-1)
         # A finished beam continues with one zero-cost padding step and nothing else.
-        pad_row = jnp.full((vocab,), -jnp.inf).at[pad_id].set(0.0)
+        pad_row = jnp.full((vocab,), -jnp.inf, jnp.float32).at[pad_id].set(0.0)
         logp = jnp.where(finished[..., None], pad_row, logp)
         total = (scores[..., None] + logp).reshape(batch, k * vocab)
         scores, index = jax.lax.top_k(total, k)
         parent, token = index // vocab, index % vocab
-        rows = jnp.arange(batch)[:, None]
+        rows = jnp.arange(batch, dtype=jnp.int32)[:, None]
         was_finished = finished[rows, parent]
         seqs = seqs[rows, parent].at[:, :, t].set(jnp.where(was_finished, pad_id, token))
         lengths = jnp.where(was_finished, lengths[rows, parent], t + 1)
@@ -138,11 +138,11 @@ def beam_search(
         carry = jax.tree.map(lambda c: c[flat], carry)
         return (carry, token.reshape(-1), scores, finished, lengths, seqs), None
 
-    state, _ = jax.lax.scan(body, state, jnp.arange(max_len))
+    state, _ = jax.lax.scan(body, state, jnp.arange(max_len, dtype=jnp.int32))
     _, _, scores, _, lengths, seqs = state
     ranking = scores / jnp.maximum(lengths, 1).astype(scores.dtype) ** length_penalty
     order = jnp.argsort(-ranking, axis=1)
-    rows = jnp.arange(batch)[:, None]
+    rows = jnp.arange(batch, dtype=jnp.int32)[:, None]
     return Beams(seqs[rows, order], lengths[rows, order], scores[rows, order], ranking[rows, order])
 
 
@@ -166,5 +166,5 @@ def greedy(
 
     batch = bos.shape[0]
     init = (carry, bos, jnp.zeros(batch, bool), jnp.zeros(batch, jnp.int32))
-    (_, _, _, lengths), tokens = jax.lax.scan(body, init, jnp.arange(max_len))
+    (_, _, _, lengths), tokens = jax.lax.scan(body, init, jnp.arange(max_len, dtype=jnp.int32))
     return tokens.T, lengths

@@ -126,7 +126,8 @@ def make_train_step(
 
     def train_step(state: TrainState, batch: Batch, key: PRNGKey) -> tuple[TrainState, dict[str, Array]]:
         (loss, aux), grads = grad_fn(state.params, batch, key)
-        updates, opt_state = tx.update(grads, state.opt_state, state.params)
+        with jax.numpy_dtype_promotion("standard"):  # Optax mixes Python floats and int32 counts
+            updates, opt_state = tx.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
         metrics = {"loss": loss, **aux, "grad_norm": optax.tree.norm(grads)}
         if group_norms:

@@ -77,10 +77,17 @@ class _SequenceModel:
         return SequenceParams(E, self.rnn.init(k_r, size), dense_init(k_h, self.rnn.output_size, self.output_size))
 
     def _run(
-        self, params: SequenceParams, xs: Array, lengths: Array | None, carry: NetCarry | None, key, train
+        self,
+        params: SequenceParams,
+        xs: Array,
+        lengths: Array | None,
+        carry: NetCarry | None,
+        key,
+        train,
+        name: str = "xs",
     ) -> tuple[Array, NetCarry]:
         if self.vocab_size is not None:
-            xs = params.E[check_tokens(xs, self.vocab_size, "xs")]
+            xs = params.E[check_tokens(xs, self.vocab_size, name)]
         return self.rnn.apply(params.rnn, xs, lengths, carry, key=key, train=train)
 
 
@@ -96,16 +103,18 @@ class ManyToOne(_SequenceModel):
 
     pool: str = "last"
 
+    def __post_init__(self) -> None:
+        if self.pool not in ("last", "mean"):
+            raise ValueError(f"pool: expected 'last' or 'mean', got {self.pool!r}")
+
     def apply(self, params: SequenceParams, xs: Array, lengths: Array | None = None, *, key=None, train=False) -> Array:
         """``xs: (batch, time, features)`` or token ids ``(batch, time)`` to ``(batch, output_size)``."""
         ys, finals = self._run(params, xs, lengths, None, key, train)
         if self.pool == "last":
             pooled = last_hidden(finals)
-        elif self.pool == "mean":
+        else:
             n = jnp.full(ys.shape[0], ys.shape[1]) if lengths is None else jnp.asarray(lengths)
             pooled = ys.sum(1) / jnp.maximum(n, 1)[:, None].astype(ys.dtype)  # padded outputs are zeros
-        else:
-            raise ValueError(f"pool: expected 'last' or 'mean', got {self.pool!r}")
         return dense(params.head, pooled)
 
 
@@ -143,7 +152,7 @@ class LanguageModel(_SequenceModel):
     ) -> tuple[Array, NetCarry]:
         """Logits ``(batch, time, vocab)`` for the token after each of ``tokens: (batch, time)``,
         and the carries after the last valid step (pass them back to continue the text)."""
-        ys, finals = self._run(params, tokens, lengths, carry, key, train)
+        ys, finals = self._run(params, tokens, lengths, carry, key, train, "tokens")
         return dense(params.head, ys), finals
 
     def step_fn(self, params: SequenceParams) -> decoding.StepFn:
