@@ -25,23 +25,15 @@ Run::
 
 from __future__ import annotations
 
-import argparse
-import ast
 import dataclasses
-import inspect
 import json
-import os
-import platform
 import statistics
-import subprocess
 import sys
 import time
-import typing
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
-import flax
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -280,40 +272,15 @@ def format_timings(rows: Sequence[Row]) -> str:
 
 
 def environment() -> dict[str, str]:
-    """Versions, device and commit, for the report."""
-    env = {"python": platform.python_version(), "jax": jax.__version__, "flax": flax.__version__}
+    """rnnjax's run environment, plus PyTorch's version and threads."""
+    env = rj.experiment.environment()
     try:
         import torch
 
         env["torch"] = f"{torch.__version__} ({torch.get_num_threads()} threads)"
     except ImportError:
         env["torch"] = "not installed"
-    device = jax.devices()[0]
-    env["device"] = f"{device.platform} ({device.device_kind}), {os.cpu_count()} cores, {cpu_model()}"
-    env["commit"] = git_commit()
     return env
-
-
-def cpu_model() -> str:
-    """The CPU's model name, as far as the system tells."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
-
-
-def git_commit() -> str:
-    """The commit this script runs at, marked when the working tree has changes."""
-    root = Path(__file__).resolve().parents[1]
-    try:
-        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True)
-        dirty = subprocess.run(["git", "status", "--porcelain"], cwd=root, capture_output=True, text=True)
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-    return sha.stdout.strip() + (" (with uncommitted changes)" if dirty.stdout.strip() else "")
 
 
 def main(cfg: Config) -> str:
@@ -368,37 +335,5 @@ def main(cfg: Config) -> str:
     return table
 
 
-def field_docs(cls: type) -> dict[str, str]:
-    """The docstring under each field of a dataclass, read from its source."""
-    docs = {}
-    body = ast.parse(inspect.getsource(cls)).body[0].body
-    for stmt, nxt in zip(body, body[1:], strict=False):
-        if isinstance(stmt, ast.AnnAssign) and isinstance(nxt, ast.Expr) and isinstance(nxt.value, ast.Constant):
-            docs[stmt.target.id] = " ".join(str(nxt.value.value).split())
-    return docs
-
-
-def parse_config(argv: Sequence[str] | None = None) -> Config:
-    """A ``Config`` from command-line flags, one per field, generated from the dataclass."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    hints, docs = typing.get_type_hints(Config, globals()), field_docs(Config)
-    for field in dataclasses.fields(Config):
-        hint, flag = hints[field.name], "--" + field.name.replace("_", "-")
-        help_ = f"{docs.get(field.name, '')} (default: {field.default})".replace("%", "%%")
-        if hint is bool:
-            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=field.default, help=help_)
-        elif typing.get_origin(hint) is tuple:
-            item = typing.get_args(hint)[0]
-            if typing.get_origin(item) is tuple:  # a tuple of shapes, each written as 16,500,32,64
-                convert: Callable[[str], Any] = lambda s: tuple(int(v) for v in s.split(","))  # noqa: E731
-            else:
-                convert = item
-            parser.add_argument(flag, nargs="+", type=convert, default=field.default, help=help_)
-        else:
-            parser.add_argument(flag, type=hint, default=field.default, help=help_)
-    args = vars(parser.parse_args(argv))
-    return Config(**{k: tuple(v) if isinstance(v, list) else v for k, v in args.items()})
-
-
 if __name__ == "__main__":
-    main(parse_config())
+    main(rj.experiment.parse_config(Config))

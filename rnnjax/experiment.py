@@ -48,11 +48,19 @@ def field_docs(cls: type) -> dict[str, str]:
     return docs
 
 
+def _boolean(text: str) -> bool:
+    if text.lower() not in ("true", "false"):
+        raise argparse.ArgumentTypeError(f"expected true, false or none, got {text!r}")
+    return text.lower() == "true"
+
+
 def _parser_for(hint: Any) -> tuple[Any, dict[str, Any]]:
     """``(type, extra argparse kwargs)`` for a field's type hint."""
     origin, args = typing.get_origin(hint), typing.get_args(hint)
     if origin in (typing.Union, types.UnionType) and type(None) in args:  # X | None
         inner = next(a for a in args if a is not type(None))
+        if inner is bool:
+            inner = _boolean
         return (lambda s: None if s.lower() == "none" else inner(s)), {}
     if origin is tuple:
         item = args[0]
@@ -91,6 +99,17 @@ def git_commit() -> str:
     return sha.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
 
 
+def cpu_model() -> str:
+    """The CPU's model name, as far as the system tells."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
 def environment() -> dict[str, Any]:
     """Versions, the device and the commit: what a reader needs to trust or repeat a figure."""
     import flax
@@ -103,6 +122,7 @@ def environment() -> dict[str, Any]:
         "flax": flax.__version__,
         "optax": optax.__version__,
         "device": f"{device.platform}: {getattr(device, 'device_kind', str(device))}",
+        "cpu": cpu_model(),
         "cpu_count": os.cpu_count(),
         "machine": platform.machine(),
         "git_commit": git_commit(),
