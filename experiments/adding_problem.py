@@ -104,7 +104,7 @@ def train_cell(cfg: Config, name: str, run_dir, eval_set) -> dict:
     _, history = rj.train.fit(
         rj.train.TrainState.create(params, tx), train_step, data, cfg.steps,
         key=jax.random.fold_in(key, 1), run_dir=run_dir / name, eval_fn=eval_mse, eval_every=cfg.eval_every,
-        config=dataclasses.asdict(cfg), progress=cfg.progress, description=name,
+        config=dataclasses.asdict(cfg), progress=cfg.progress, description=name, overwrite=True,
     )  # fmt: skip
     seconds = time.perf_counter() - start
     steps, evals = rj.train.history_array(history, "eval/mse")

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -182,6 +183,7 @@ def fit(
     checkpoint_every: int = 0,
     keep: int = 3,
     resume: bool = False,
+    overwrite: bool = False,
     config: dict[str, Any] | None = None,
     progress: bool = True,
     description: str = "train",
@@ -203,6 +205,8 @@ def fit(
         keep: checkpoints kept.
         resume: continue from the latest checkpoint in ``run_dir`` (an error if there is none,
             or if it was saved with a different ``config``).
+        overwrite: without ``resume``, delete the checkpoints an earlier run left in ``run_dir``;
+            if False, finding any is an error (a fresh start never mixes with an old run).
         config: saved beside every checkpoint.
         progress: show a tqdm progress bar.
 
@@ -218,6 +222,13 @@ def fit(
     config = json.loads(json.dumps(config or {}))  # what JSON gives back, to compare on resume
     if (checkpoint_every or resume) and run_dir is None:
         raise ValueError("run_dir: expected a directory for checkpoints (checkpoint_every or resume), got None")
+    if run_dir is not None and not resume and (run_dir / "checkpoints").exists():
+        if not overwrite:
+            raise CheckpointError(
+                f"{run_dir / 'checkpoints'} holds checkpoints of an earlier run: pass resume=True to continue "
+                "it or overwrite=True to start afresh"
+            )
+        shutil.rmtree(run_dir / "checkpoints")
     ckpt = None if run_dir is None else Checkpoints(run_dir / "checkpoints", keep=keep)
     log_path = None if run_dir is None else run_dir / "metrics.jsonl"
     history: list[dict[str, Any]] = []

@@ -156,6 +156,12 @@ def test_resume_refuses_what_it_cannot_honour(tmp_path):
         rj.train.fit(
             state, step, data, 4, key=key, run_dir=tmp_path / "a", resume=True, config={"lr": 2}, progress=False
         )
+    with pytest.raises(CheckpointError, match="earlier run: pass resume=True to continue it or overwrite=True"):
+        rj.train.fit(state, step, data, 2, key=key, run_dir=tmp_path / "a", config={"lr": 1}, progress=False)
+    _, history = rj.train.fit(
+        state, step, data, 2, key=key, run_dir=tmp_path / "a", config={"lr": 1}, progress=False, overwrite=True
+    )
+    assert [r["step"] for r in history] == [1, 2]
     with pytest.raises(ValueError, match="run_dir: expected a directory"):
         rj.train.fit(state, step, data, 4, key=key, resume=True, progress=False)
 
