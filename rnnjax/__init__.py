@@ -13,6 +13,7 @@
 """
 
 from rnnjax import (
+    analysis,
     bptt,
     cells,
     checkpoint,
@@ -34,6 +35,7 @@ __version__ = "0.1.0"
 __all__ = [
     "RNN",
     "Cell",
+    "analysis",
     "bptt",
     "cells",
     "checkpoint",

@@ -242,12 +242,13 @@ def rnn(
 ) -> Cell:
     """The vanilla (Elman) RNN.
 
-    ``a_t = f(U x_t + W a_{t-1} + b)`` with f = tanh or ReLU; the cell outputs ``a_t``.
+    ``a_t = f(U x_t + W a_{t-1} + b)`` with f = tanh, ReLU or the identity; the cell outputs ``a_t``.
     The output layer ``y_t = g(V a_t + c)`` of the textbook belongs to the models.
 
     Args:
         hidden_size: size of ``a_t``.
-        activation: ``"tanh"`` or ``"relu"``.
+        activation: ``"tanh"``, ``"relu"`` or ``"linear"`` (no non-linearity: the linear RNN
+            whose Jacobian products are exactly powers of ``W``).
         input_init: initialiser of ``U`` (a name in ``rnnjax.init.INPUT_INITS`` or a
             ``jax.nn.initializers`` callable).
         recurrent_init: initialiser of ``W``: ``"orthogonal"``, ``"gaussian"``,
@@ -263,7 +264,7 @@ def rnn(
         >>> carry, ys = rj.unroll(cell, params, xs)     # xs: (batch, time, 8)
     """
     _check_size(hidden_size, "hidden_size")
-    acts = {"tanh": jnp.tanh, "relu": jax.nn.relu}
+    acts = {"tanh": jnp.tanh, "relu": jax.nn.relu, "linear": lambda z: z}
     if activation not in acts:
         raise ValueError(f"activation: expected one of {tuple(acts)}, got {activation!r}")
     inits.check_input_init(input_init)

@@ -100,6 +100,8 @@ def to_torch(net: RNN, params: NetParams) -> Any:
         bidirectional=net.bidirectional, dropout=net.dropout, batch_first=True,
     )  # fmt: skip
     if cell.name == "rnn":
+        if options["activation"] not in ("tanh", "relu"):
+            raise ValueError(f"net: torch.nn.RNN has tanh and relu only, got activation={options['activation']!r}")
         module = torch.nn.RNN(nonlinearity=options["activation"], **common)
     elif cell.name == "lstm":
         module = torch.nn.LSTM(**common)
