@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import importlib.util
 import itertools
+import sys
+from pathlib import Path
 
 import jax
 import pytest
@@ -31,3 +34,18 @@ def strict_dtypes():
     """
     with jax.numpy_dtype_promotion("strict"):
         yield
+
+
+@pytest.fixture
+def load_script():
+    """``load_script("experiments", "adding_problem")``: a script of the project as a module."""
+    root = Path(__file__).resolve().parents[1]
+
+    def load(folder: str, name: str):
+        spec = importlib.util.spec_from_file_location(f"{folder}.{name}", root / folder / f"{name}.py")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = module  # dataclasses look their module up while the class is built
+        spec.loader.exec_module(module)
+        return module
+
+    return load

@@ -2,28 +2,15 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import pytest
 
-BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+import rnnjax as rj
 
 
-def load(name: str):
-    """A script under ``benchmarks/`` as a module (the folder is not a package)."""
-    spec = importlib.util.spec_from_file_location(f"benchmarks_{name}", BENCHMARKS / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up while the class is built
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_rnn_speed_tiny_prints_a_table_with_ratios_for_each_cell(tmp_path, capsys):
+def test_rnn_speed_tiny_prints_a_table_with_ratios_for_each_cell(tmp_path, capsys, load_script):
     pytest.importorskip("torch")
-    rnn_speed = load("rnn_speed")
-    cfg = rnn_speed.parse_config(["--tiny", "--out-dir", str(tmp_path)])
+    rnn_speed = load_script("benchmarks", "rnn_speed")
+    cfg = rj.experiment.parse_config(rnn_speed.Config, ["--tiny", "--out-dir", str(tmp_path)])
 
     table = rnn_speed.main(cfg)
 

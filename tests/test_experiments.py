@@ -2,22 +2,11 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def load(name: str):
-    spec = importlib.util.spec_from_file_location(f"experiments.{name}", ROOT / "experiments" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
+import rnnjax as rj
 
 
 @pytest.fixture
@@ -26,8 +15,8 @@ def runs(tmp_path, monkeypatch):
     return tmp_path
 
 
-def test_adding_problem_tiny(runs):
-    mod = load("adding_problem")
+def test_adding_problem_tiny(runs, load_script):
+    mod = load_script("experiments", "adding_problem")
     tiny = dict(length=10, hidden_size=8, batch_size=8, steps=4, eval_size=16, eval_every=2, progress=False)
     out = mod.main(mod.Config(**tiny, name="tiny"))
     run = runs / "tiny"
@@ -48,9 +37,8 @@ def test_adding_problem_tiny(runs):
     assert trunc == pytest.approx(full, rel=1e-5)
 
 
-def test_adding_problem_cli_parses_the_config():
-    mod = load("adding_problem")
-    import rnnjax as rj
+def test_adding_problem_cli_parses_the_config(load_script):
+    mod = load_script("experiments", "adding_problem")
 
     cfg = rj.experiment.parse_config(mod.Config, ["--length", "50", "--cells", "lstm", "gru", "--tbptt", "10",
                                                   "--no-progress"])  # fmt: skip
