@@ -75,6 +75,9 @@ class Cell(NamedTuple):
         num_gates: blocks stacked in ``U``, ``W`` and ``b`` (rnn 1, gru 3, lstm 4).
         options: the factory's arguments as ``(name, value)`` pairs, e.g.
             ``(("activation", "tanh"), ...)``; ``dict(cell.options)`` reads them.
+        gates: ``gates(loop, carry, xp_t) -> {name: activation}``, the gate values of one step
+            (LSTM: ``f``, ``i``, ``C_tilde``, ``o``; GRU: ``r``, ``z``, ``n``); None for the RNN.
+            ``recur`` is built on it, so what it shows is what the step computes.
     """
 
     init: Callable[[PRNGKey, int], Params]
@@ -87,6 +90,7 @@ class Cell(NamedTuple):
     hidden_size: int
     num_gates: int
     options: tuple[tuple[str, Any], ...] = ()
+    gates: Callable[[Prepared, Carry, Array], dict[str, Array]] | None = None
 
 
 def _blocks(params: Any, names: str, gate: str) -> tuple[Array, Array]:
@@ -200,6 +204,7 @@ def _make_cell(
     recur: Callable[[Prepared, Carry, Array], tuple[Carry, Array]],
     recurrent: Callable[[Params], tuple[Array, Any]] = lambda p: (p.W.T, None),
     has_b_hn: bool = False,
+    gates: Callable[[Prepared, Carry, Array], dict[str, Array]] | None = None,
     **options: Any,
 ) -> Cell:
     """Assembles a Cell: the checks, ``prepare``, the shared input projection and ``step``.
@@ -225,7 +230,7 @@ def _make_cell(
 
     return Cell(
         init, initial_carry, step, project, prepare, recur, name, hidden_size, num_gates,
-        tuple(sorted(options.items())),
+        tuple(sorted(options.items())), gates,
     )  # fmt: skip
 
 
@@ -355,18 +360,21 @@ def lstm(
             b=jnp.concatenate([b_f, b_i, jnp.zeros((2 * h,), dtype)]),
         )
 
+    def gates(loop: Prepared, state: LSTMState, xp: Array) -> dict[str, Array]:
+        f, i, c_tilde, o = jnp.split(xp + state.h @ loop.W_T, 4, axis=-1)
+        return {"f": jax.nn.sigmoid(f), "i": jax.nn.sigmoid(i), "C_tilde": jnp.tanh(c_tilde), "o": jax.nn.sigmoid(o)}
+
     def recur(loop: Prepared, state: LSTMState, xp: Array) -> tuple[LSTMState, Array]:
-        z = xp + state.h @ loop.W_T
-        f, i, c_tilde, o = jnp.split(z, 4, axis=-1)
-        c = jax.nn.sigmoid(f) * state.c + jax.nn.sigmoid(i) * jnp.tanh(c_tilde)
-        h = jax.nn.sigmoid(o) * jnp.tanh(c)
+        g = gates(loop, state, xp)
+        c = g["f"] * state.c + g["i"] * g["C_tilde"]  # C_t = f_t * C_{t-1} + i_t * C~_t
+        h = g["o"] * jnp.tanh(c)  # h_t = o_t * tanh(C_t)
         return LSTMState(h, c), h
 
     def zeros(shape: tuple[int, ...], dt: Any) -> LSTMState:
         return LSTMState(jnp.zeros((*shape, hidden_size), dt), jnp.zeros((*shape, hidden_size), dt))
 
     return _make_cell(
-        "lstm", LSTMParams, 4, hidden_size, init, zeros, recur,
+        "lstm", LSTMParams, 4, hidden_size, init, zeros, recur, gates=gates,
         forget_bias=forget_bias, input_init=input_init, recurrent_init=recurrent_init, gain=gain,
         chrono=chrono, dtype=dtype,
     )  # fmt: skip
@@ -427,7 +435,7 @@ def gru(
             return params.W.T, params.b_hn
         return params.W[: 2 * h].T, params.W[2 * h :].T  # W_rz^T, and W_hn^T as extra
 
-    def recur(loop: Prepared, state: Array, xp: Array) -> tuple[Array, Array]:
+    def gates(loop: Prepared, state: Array, xp: Array) -> dict[str, Array]:
         x_r, x_z, x_n = jnp.split(xp, 3, axis=-1)
         if reset_after:
             h_r, h_z, h_n = jnp.split(state @ loop.W_T, 3, axis=-1)
@@ -437,14 +445,18 @@ def gru(
             h_r, h_z = jnp.split(state @ loop.W_T, 2, axis=-1)
             r, z = jax.nn.sigmoid(x_r + h_r), jax.nn.sigmoid(x_z + h_z)
             n = jnp.tanh(x_n + (r * state) @ loop.extra)
-        new = (1.0 - z) * n + z * state
+        return {"r": r, "z": z, "n": n}
+
+    def recur(loop: Prepared, state: Array, xp: Array) -> tuple[Array, Array]:
+        g = gates(loop, state, xp)
+        new = (1.0 - g["z"]) * g["n"] + g["z"] * state
         return new, new
 
     def zeros(shape: tuple[int, ...], dt: Any) -> Array:
         return jnp.zeros((*shape, h), dt)
 
     return _make_cell(
-        "gru", GRUParams, 3, h, init, zeros, recur, recurrent, has_b_hn=reset_after,
+        "gru", GRUParams, 3, h, init, zeros, recur, recurrent, has_b_hn=reset_after, gates=gates,
         reset_after=reset_after, input_init=input_init, recurrent_init=recurrent_init, gain=gain,
         chrono=chrono, dtype=dtype,
     )  # fmt: skip

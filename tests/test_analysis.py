@@ -156,3 +156,47 @@ def test_errors():
         analysis.lyapunov_from_jacobians(J, warmup=5)
     with pytest.raises(ValueError, match="jacobians: expected"):
         analysis.norm_matrix(J[None])
+
+
+@pytest.mark.parametrize("cell", CELLS[2:], ids=IDS[2:])
+def test_gate_traces_are_what_the_step_computes(cell):
+    params, xs = setup(cell, seed=6)
+    traces = analysis.gate_traces(cell, params, xs)
+    final, ys, carries = rj.unroll(cell, params, xs, return_carries=True)
+    np.testing.assert_allclose(traces["h"], ys, atol=1e-6)
+    if cell.name == "lstm":
+        np.testing.assert_allclose(traces["C"], carries.c, atol=1e-6)
+        C_prev = np.concatenate([np.zeros((B, 1, H)), np.asarray(traces["C"])[:, :-1]], axis=1)
+        # C_t = f_t * C_{t-1} + i_t * C~_t and h_t = o_t * tanh(C_t), from the traces alone
+        np.testing.assert_allclose(traces["C"], traces["f"] * C_prev + traces["i"] * traces["C_tilde"], atol=1e-6)
+        np.testing.assert_allclose(traces["h"], traces["o"] * np.tanh(traces["C"]), atol=1e-6)
+        assert ((np.asarray(traces["f"]) > 0) & (np.asarray(traces["f"]) < 1)).all()
+    else:
+        h_prev = np.concatenate([np.zeros((B, 1, H)), np.asarray(traces["h"])[:, :-1]], axis=1)
+        np.testing.assert_allclose(traces["h"], (1 - traces["z"]) * traces["n"] + traces["z"] * h_prev, atol=1e-6)
+
+
+def test_gate_traces_need_a_gated_cell():
+    cell = rj.cells.rnn(H)
+    params, xs = setup(cell)
+    with pytest.raises(ValueError, match="cell: expected a gated cell"):
+        analysis.gate_traces(cell, params, xs)
+
+
+@pytest.mark.parametrize("cell", CELLS[:3], ids=IDS[:3])
+def test_state_gradients_are_the_jacobian_products_applied_to_the_last_gradient(cell):
+    params, xs = setup(cell, seed=7)
+    target = jnp.ones((B, H))
+
+    def loss(ys, final):
+        return jnp.sum((ys[:, -1] - target) ** 2)
+
+    grads = analysis.state_gradients(cell, params, xs, loss)
+    n = 2 * H if cell.name == "lstm" else H
+    assert grads.shape == (B, T, n)
+    products = analysis.jacobian_products(analysis.step_jacobians(cell, params, xs))  # da_T/da_k
+    last = grads[:, -1]  # dL/da_T
+    for k in range(1, T + 1):  # dL/da_k = dL/da_T  da_T/da_k
+        np.testing.assert_allclose(grads[:, k - 1], jnp.einsum("bi,bij->bj", last, products[:, k]), atol=1e-5)
+    reach = analysis.gradient_reach(grads)
+    assert reach.shape == (T,) and (np.asarray(reach) >= 0).all()

@@ -1,5 +1,7 @@
 """Gradient-flow analysis: step Jacobians, their products and spectra, Lyapunov exponents."""
 
+from rnnjax.analysis.gates import gate_traces
+from rnnjax.analysis.gradients import gradient_reach, state_gradients
 from rnnjax.analysis.jacobians import (
     blocks,
     direct_products,
@@ -20,6 +22,8 @@ __all__ = [
     "direct_products",
     "eigenvalues",
     "fit_rate",
+    "gate_traces",
+    "gradient_reach",
     "jacobian_products",
     "lyapunov_from_jacobians",
     "lyapunov_spectrum",
@@ -29,6 +33,7 @@ __all__ = [
     "pascanu_bound",
     "singular_values",
     "state_from_vector",
+    "state_gradients",
     "state_vector",
     "step_jacobians",
     "trajectory",
