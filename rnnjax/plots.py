@@ -53,7 +53,143 @@ def loss_curves(
     ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, ncol=2)
+    return _save(fig, path)
+
+
+def _save(fig: Figure, path: str | Path) -> Path:
     fig.tight_layout()
     path = Path(path)
     fig.savefig(path, dpi=120)
     return path
+
+
+def norms_by_lag(
+    curves: Mapping[str, tuple[np.ndarray, np.ndarray]],
+    path: str | Path,
+    *,
+    bounds: Mapping[str, tuple[np.ndarray, np.ndarray]] | None = None,
+    title: str = "",
+) -> Path:
+    """``||da_t/da_{t-lag}||`` against the lag on a log scale, one line per cell; dashed: the bound."""
+    fig = Figure(figsize=(7, 4.2))
+    ax = fig.subplots()
+    for i, (name, (lags, norms)) in enumerate(curves.items()):
+        ax.semilogy(lags, norms, color=f"C{i}", lw=1.5, label=name)
+        if bounds and name in bounds:
+            ax.semilogy(*bounds[name], color=f"C{i}", ls="--", lw=1, label=f"{name}: bound (sigma_max W)^lag")
+    measured = np.concatenate([np.asarray(n, float).ravel() for _, n in curves.values()])
+    measured = measured[np.isfinite(measured) & (measured > 0)]
+    if measured.size:  # a loose bound may run to 1e30: keep the measurements readable, let it leave the frame
+        ax.set_ylim(measured.min() / 10, measured.max() * 1e4)
+    ax.set_xlabel("lag t - k")
+    ax.set_ylabel("||da_t / da_k||  (largest singular value)")
+    ax.set_title(title)
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=7, ncol=2)
+    return _save(fig, path)
+
+
+def heatmap(
+    matrix: np.ndarray, path: str | Path, *, title: str = "", xlabel: str = "k", ylabel: str = "t", log: bool = True
+) -> Path:
+    """A matrix as an image (log10 of it by default), e.g. ``N[t, k] = ||da_t/da_k||``."""
+    fig = Figure(figsize=(5.2, 4.4))
+    ax = fig.subplots()
+    values = np.asarray(matrix, float)
+    if log:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            values = np.log10(values)
+    image = ax.imshow(values, origin="lower", aspect="auto", cmap="viridis")
+    fig.colorbar(image, ax=ax, label="log10" if log else "")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    return _save(fig, path)
+
+
+def lines(
+    x: np.ndarray,
+    curves: Mapping[str, np.ndarray],
+    path: str | Path,
+    *,
+    xlabel: str,
+    ylabel: str,
+    title: str = "",
+    hline: float | None = None,
+    log_y: bool = False,
+) -> Path:
+    """Several curves over one x axis (e.g. the largest Lyapunov exponent against the gain)."""
+    fig = Figure(figsize=(6.4, 4.0))
+    ax = fig.subplots()
+    for i, (name, y) in enumerate(curves.items()):
+        ax.plot(x, y, "o-", color=f"C{i}", ms=3.5, label=name)
+    if hline is not None:
+        ax.axhline(hline, color="k", lw=0.8)
+    if log_y:
+        ax.set_yscale("log")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
+def gate_heatmaps(
+    traces: Mapping[str, np.ndarray], path: str | Path, *, title: str = "", marks: np.ndarray | None = None
+) -> Path:
+    """One panel per gate: units (rows) against time (columns), values in [0, 1] or [-1, 1];
+    ``marks`` draws vertical lines at chosen steps (e.g. the adding problem's markers)."""
+    names = list(traces)
+    fig = Figure(figsize=(8, 1.7 * len(names) + 0.6))
+    axes = fig.subplots(len(names), 1, sharex=True, squeeze=False)[:, 0]
+    for ax, name in zip(axes, names, strict=True):
+        values = np.asarray(traces[name]).T  # (hidden, time)
+        top = max(1.0, float(np.abs(values).max()))  # gates lie in [0, 1] or [-1, 1]; a cell state may not
+        signed = values.min() < 0
+        image = ax.imshow(values, aspect="auto", cmap="coolwarm" if signed else "viridis",
+                          vmin=-top if signed else 0.0, vmax=top)  # fmt: skip
+        fig.colorbar(image, ax=ax, pad=0.01)
+        ax.set_ylabel(name)
+        for m in [] if marks is None else marks:
+            ax.axvline(m, color="w", lw=1, ls=":")
+    axes[-1].set_xlabel("time step")
+    axes[0].set_title(title)
+    return _save(fig, path)
+
+
+def surface(
+    x: np.ndarray, y: np.ndarray, z: np.ndarray, path: str | Path, *, xlabel: str, ylabel: str, zlabel: str, title: str
+) -> Path:
+    """A 3-D surface beside its heat map, e.g. a loss over two parameters."""
+    fig = Figure(figsize=(11, 4.4))
+    ax3 = fig.add_subplot(1, 2, 1, projection="3d")
+    X, Y = np.meshgrid(x, y, indexing="ij")
+    ax3.plot_surface(X, Y, z, cmap="viridis", linewidth=0, antialiased=True)
+    ax3.set_xlabel(xlabel)
+    ax3.set_ylabel(ylabel)
+    ax3.set_zlabel(zlabel)
+    ax3.set_title(title)
+    ax2 = fig.add_subplot(1, 2, 2)
+    image = ax2.imshow(z.T, origin="lower", aspect="auto", extent=(x[0], x[-1], y[0], y[-1]), cmap="viridis")
+    fig.colorbar(image, ax=ax2, label=zlabel)
+    ax2.set_xlabel(xlabel)
+    ax2.set_ylabel(ylabel)
+    return _save(fig, path)
+
+
+def spectra(
+    values: Mapping[str, np.ndarray], path: str | Path, *, title: str = "", ylabel: str = "singular value"
+) -> Path:
+    """Sorted spectra (e.g. singular values of ``da_T/da_0``), each against its own index, log scale."""
+    fig = Figure(figsize=(6.4, 4.0))
+    ax = fig.subplots()
+    for i, (name, v) in enumerate(values.items()):
+        v = np.sort(np.asarray(v))[::-1]
+        ax.semilogy(np.arange(1, v.size + 1), v, "o-", color=f"C{i}", ms=3, label=name)
+    ax.set_xlabel("index")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8)
+    return _save(fig, path)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 
 import rnnjax as rj
@@ -44,3 +45,26 @@ def test_adding_problem_cli_parses_the_config(load_script):
                                                   "--no-progress"])  # fmt: skip
     assert (cfg.length, cfg.cells, cfg.tbptt, cfg.progress) == (50, ("lstm", "gru"), 10, False)
     assert rj.experiment.parse_config(mod.Config, ["--tbptt", "none"]).tbptt is None
+
+
+def test_gradient_flow_tiny(runs, load_script):
+    mod = load_script("experiments", "gradient_flow")
+    cfg = mod.Config(
+        hidden_size=6, length=10, batch=2, gains=(0.5, 2.0), lags=(1, 5, 10), lyapunov_steps=20, lyapunov_warmup=5,
+        train_length=6, train_steps=4, batch_size=4, snapshots=2, cliff_grid=9, progress=False, name="gf",
+    )  # fmt: skip
+    out = mod.main(cfg)
+    run = runs / "gf"
+    for name in ("config.json", "metrics.jsonl", "report.md", "norms_at_init.png", "norms_trained.png",
+                 "lyapunov_vs_gain.png", "rate_vs_gain.png", "norm_matrix.png", "singular_values_trained.png",
+                 "gradient_reach.png", "lstm_gates.png", "cliff.png"):  # fmt: skip
+        assert (run / name).stat().st_size > 0, name
+    report = (run / "report.md").read_text()
+    for cell in cfg.cells:
+        assert f"| {cell} |" in report
+    assert "bound" in out["tables"]["init"] and "largest Lyapunov" in out["tables"]["init"]
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert len(records) == len(cfg.cells) * (len(cfg.gains) + 1)
+    # Pascanu's bound holds for the tanh RNN at every lag, at every gain.
+    for gain, m in out["sweep"]["rnn"].items():
+        assert (np.asarray(m["norms"]) <= m["bound"] * (1 + 1e-4)).all(), gain

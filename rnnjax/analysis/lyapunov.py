@@ -35,7 +35,10 @@ def lyapunov_from_jacobians(jacobians: Array, k: int | None = None, warmup: int 
     if not 0 <= warmup < T:
         raise ValueError(f"warmup: expected 0 <= warmup < {T} (the steps), got {warmup}")
     lead = jacobians.shape[:-3]
-    Q0 = jnp.broadcast_to(jnp.eye(n, k, dtype=jacobians.dtype), (*lead, n, k))
+    # A fixed random frame, not the first k axes: an axis can sit in the null space of every J_t (a dead
+    # ReLU unit), which would pin its exponent at -inf however the rest of the network behaves.
+    frame = jnp.linalg.qr(jax.random.normal(jax.random.key(0), (n, k), jacobians.dtype))[0]
+    Q0 = jnp.broadcast_to(frame, (*lead, n, k))
 
     def body(Q, inputs):
         J, t = inputs

@@ -1,0 +1,364 @@
+"""Vanishing and exploding gradients, measured: Jacobian products, their spectra and Lyapunov exponents.
+
+Backpropagation through time multiplies the step Jacobians ``J_t = da_t/da_{t-1}``: the gradient that
+reaches step k from step t is ``dL/da_t J_t ... J_{k+1}``. This study measures the products
+``da_t/da_k`` for the tanh RNN, the ReLU RNN with identity init (IRNN), the LSTM with forget bias 0 and
+1, and the GRU:
+
+(a) at initialisation, across recurrent gains: ``||da_T/da_k||`` against the lag, its exponential rate,
+    and the largest Lyapunov exponent; beside them the bound of Pascanu et al. 2013,
+    ``||da_t/da_k|| <= sigma_max(W)^(t-k)`` for the tanh and ReLU RNNs;
+(b) after training on the adding problem: the same measurements on the trained weights, the norm of
+    ``dL/da_k`` for every k at several points of training (how far back the gradient reaches), and the
+    gates of the trained LSTM along one sequence;
+(c) the one-unit "cliff" of Pascanu et al. 2013 (Fig. 6): ``x_t = w sigma(x_{t-1}) + b``, ``x_0 = 0.5``,
+    loss ``(sigma(x_50) - 0.7)^2`` over a grid of w and b.
+
+It writes ``runs/<name>/``: ``config.json``, ``metrics.jsonl``, the figures and ``report.md``.
+
+Run::
+
+    python experiments/gradient_flow.py                        # the defaults: about two minutes on 2 cores
+    python experiments/gradient_flow.py --gains 0.8 1 1.2 --train-steps 3000
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+import time
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from tqdm.auto import tqdm
+
+import rnnjax as rj
+from rnnjax import analysis
+from rnnjax.data.synthetic import adding_problem
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    """Measure gradient flow through the RNN, IRNN, LSTM (forget bias 0 and 1) and GRU."""
+
+    cells: tuple[str, ...] = ("rnn", "irnn", "lstm_fb0", "lstm_fb1", "gru")
+    """Cells to study: rnn (tanh), irnn (ReLU, W = gain * I), lstm_fb0, lstm_fb1 (forget bias 0 or 1), gru."""
+    hidden_size: int = 32
+    """Units per cell."""
+    length: int = 100
+    """T: the products da_T/da_k are measured for k = 0..T."""
+    batch: int = 8
+    """Sequences whose products are measured (the norms are their median)."""
+    gains: tuple[float, ...] = (0.5, 0.75, 1.0, 1.25, 1.5, 2.0)
+    """Recurrent gains at initialisation: W ~ N(0, gain^2 / h) per gate (W = gain * I for the IRNN)."""
+    lags: tuple[int, ...] = (1, 10, 50, 100)
+    """Lags t - k reported in the tables."""
+    lyapunov_steps: int = 400
+    """Steps of the trajectory for the Lyapunov exponents."""
+    lyapunov_warmup: int = 100
+    """Steps left out of the Lyapunov average."""
+    train_length: int = 50
+    """T of the adding problem for part (b)."""
+    train_steps: int = 800
+    """Training steps per cell in part (b)."""
+    batch_size: int = 32
+    """Sequences per training step."""
+    learning_rate: float = 1e-2
+    """Adam learning rate (clipped at global norm 1)."""
+    snapshots: int = 4
+    """Points of training at which dL/da_k is measured (evenly spaced, the first at step 0)."""
+    cliff_grid: int = 121
+    """Grid points per axis of the cliff figure."""
+    seed: int = 0
+    """One seed for weights and data."""
+    name: str = "gradient_flow"
+    """The run folder: runs/<name>/."""
+    progress: bool = True
+    """Show progress bars."""
+
+
+INPUT_SIZE = 2  # the adding problem's (value, marker)
+
+
+def make_cell(name: str, hidden: int, gain: float | None = None) -> rj.Cell:
+    """A cell of the study; ``gain`` (None: the cell's default init) scales Gaussian recurrent weights."""
+    sweep = {} if gain is None else {"recurrent_init": "gaussian", "gain": gain}
+    cells = {
+        "rnn": lambda: rj.cells.rnn(hidden, **sweep),
+        "irnn": lambda: rj.cells.irnn(hidden, gain=1.0 if gain is None else gain),
+        "lstm_fb0": lambda: rj.cells.lstm(hidden, forget_bias=0.0, **sweep),
+        "lstm_fb1": lambda: rj.cells.lstm(hidden, forget_bias=1.0, **sweep),
+        "gru": lambda: rj.cells.gru(hidden, **sweep),
+    }
+    if name not in cells:
+        raise ValueError(f"cells: expected names among {tuple(cells)}, got {name!r}")
+    return cells[name]()
+
+
+@functools.partial(jax.jit, static_argnums=(0, 4))
+def measure(cell: rj.Cell, params: Any, xs: jax.Array, lyap_xs: jax.Array, warmup: int) -> dict[str, Any]:
+    """Norms of da_T/da_k against the lag (median over the batch), their rate, the largest exponent."""
+    J = analysis.step_jacobians(cell, params, xs)
+    lag = analysis.norms_by_lag(J)
+    norms = jnp.median(lag.norms, axis=0)
+    rate, _ = analysis.fit_rate(lag.lags, norms)
+    lyap = analysis.lyapunov_spectrum(cell, params, lyap_xs, k=1, warmup=warmup)[:, 0]
+    return {"norms": norms, "rate": rate, "lyapunov": jnp.mean(lyap)}
+
+
+def bound_of(cell: rj.Cell, params: Any, lags: np.ndarray) -> np.ndarray | None:
+    """Pascanu's bound for single-matrix cells (tanh and ReLU RNNs: |f'| <= 1); None for gated cells."""
+    if cell.name != "rnn":
+        return None
+    return np.asarray(analysis.pascanu_bound(params.W, lags))
+
+
+def cliff(cfg: Config) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The one-unit network of Pascanu et al. 2013, Fig. 6: its loss and gradient norm over (w, b)."""
+    w = np.linspace(-2.0, 14.0, cfg.cliff_grid)
+    b = np.linspace(-10.0, 4.0, cfg.cliff_grid)
+
+    def loss(w, b):
+        x = jax.lax.fori_loop(0, 50, lambda _, x: w * jax.nn.sigmoid(x) + b, jnp.asarray(0.5))
+        return (jax.nn.sigmoid(x) - 0.7) ** 2
+
+    grid = jax.vmap(jax.vmap(jax.value_and_grad(loss, argnums=(0, 1)), (None, 0)), (0, None))
+    values, (gw, gb) = jax.jit(grid)(jnp.asarray(w), jnp.asarray(b))
+    return w, b, np.asarray(values), np.asarray(jnp.sqrt(gw**2 + gb**2))
+
+
+def train(cfg: Config, name: str, key: jax.Array, probe: tuple[np.ndarray, np.ndarray]) -> dict[str, Any]:
+    """Trains one cell on the adding problem; records dL/da_k on a fixed batch at snapshots."""
+    cell = make_cell(name, cfg.hidden_size)
+    model = rj.models.ManyToOne(rj.RNN(cell=cell), output_size=1)
+    params = model.init(key, INPUT_SIZE)
+    tx = rj.train.optimizer("adam", cfg.learning_rate, clip_norm=1.0)
+
+    def loss_fn(p, batch, key):
+        xs, ys = batch
+        return rj.losses.mse(model.apply(p, xs), ys), {}
+
+    def data(step):
+        return adding_problem(np.random.default_rng([cfg.seed, 1, step]), cfg.batch_size, cfg.train_length)
+
+    @jax.jit
+    def reach(p):
+        xs, ys = probe
+
+        def readout_loss(outputs, final):
+            return rj.losses.mse(rj.models.dense(p.head, outputs[:, -1]), ys)
+
+        return analysis.gradient_reach(analysis.state_gradients(cell, p.rnn[0][0], xs, readout_loss))
+
+    state = rj.train.TrainState.create(params, tx)
+    step = rj.train.make_train_step(loss_fn, tx)
+    stops = np.linspace(0, cfg.train_steps, cfg.snapshots).round().astype(int)
+    reaches, history = {}, []
+    for stop in stops:
+        state, part = rj.train.fit(state, step, data, int(stop), key=key, progress=False)
+        history += part
+        reaches[int(stop)] = np.asarray(reach(state.params))
+    xs, ys = probe
+    final_mse = float(rj.losses.mse(model.apply(state.params, xs), ys))
+    return {"cell": cell, "params": state.params.rnn[0][0], "reach": reaches, "history": history, "mse": final_mse}
+
+
+def main(cfg: Config) -> dict[str, Any]:
+    """Runs (a), (b) and (c), writes the run folder and returns the tables."""
+    start = time.perf_counter()
+    run_dir = rj.experiment.start_run(cfg.name, cfg)
+    key = jax.random.key(cfg.seed)
+    xs = jnp.asarray(adding_problem(np.random.default_rng([cfg.seed, 0]), cfg.batch, cfg.length)[0])
+    lyap_xs = jnp.asarray(adding_problem(np.random.default_rng([cfg.seed, 2]), 2, cfg.lyapunov_steps)[0])
+    lags = np.arange(cfg.length + 1)
+    report_lags = [lag for lag in cfg.lags if lag <= cfg.length]
+    records: list[dict[str, Any]] = []
+    bar = tqdm(total=len(cfg.cells) * (len(cfg.gains) + 1) + 1, desc="gradient flow", disable=not cfg.progress)
+
+    # (a) At initialisation, across gains.
+    sweep: dict[str, dict[float, dict[str, Any]]] = {}
+    for name in cfg.cells:
+        sweep[name] = {}
+        for gain in cfg.gains:
+            cell = make_cell(name, cfg.hidden_size, gain)
+            params = cell.init(jax.random.fold_in(key, 0), INPUT_SIZE)
+            m = jax.device_get(measure(cell, params, xs, lyap_xs, cfg.lyapunov_warmup))
+            m["bound"] = bound_of(cell, params, lags)
+            sweep[name][gain] = m
+            records.append({"part": "init", "cell": name, "gain": gain, "rate": float(m["rate"]),
+                            "lyapunov": float(m["lyapunov"]), "norms": np.asarray(m["norms"]).tolist()})  # fmt: skip
+            bar.update()
+
+    # (b) After training on the adding problem.
+    probe = adding_problem(np.random.default_rng([cfg.seed, 3]), 64, cfg.train_length)
+    train_xs = jnp.asarray(adding_problem(np.random.default_rng([cfg.seed, 4]), cfg.batch, cfg.train_length)[0])
+    trained: dict[str, dict[str, Any]] = {}
+    for i, name in enumerate(cfg.cells):
+        result = train(cfg, name, jax.random.fold_in(key, 10 + i), probe)
+        m = jax.device_get(measure(result["cell"], result["params"], train_xs, lyap_xs, cfg.lyapunov_warmup))
+        m["bound"] = bound_of(result["cell"], result["params"], np.arange(cfg.train_length + 1))
+        trained[name] = {**result, **m}
+        records.append({"part": "trained", "cell": name, "mse": result["mse"], "rate": float(m["rate"]),
+                        "lyapunov": float(m["lyapunov"]), "norms": np.asarray(m["norms"]).tolist(),
+                        "reach": {str(k): v.tolist() for k, v in result["reach"].items()}})  # fmt: skip
+        bar.update()
+
+    # (c) The cliff.
+    w, b, cliff_loss, cliff_grad = cliff(cfg)
+    bar.update()
+    bar.close()
+    with (run_dir / "metrics.jsonl").open("w") as f:
+        for r in records:
+            f.write(json.dumps(r) + "\n")
+
+    figures = write_figures(cfg, run_dir, sweep, trained, (w, b, cliff_loss, cliff_grad), xs)
+    tables = write_report(cfg, run_dir, sweep, trained, report_lags, figures, time.perf_counter() - start)
+    print(tables["init"], tables["trained"], sep="\n\n")
+    return {"run_dir": run_dir, "tables": tables, "sweep": sweep, "trained": trained}
+
+
+def _bound_at(m: dict[str, Any], lag: int) -> str:
+    return "n/a" if m["bound"] is None else f"{m['bound'][lag]:.3g}"
+
+
+def _norm_cells(m: dict[str, Any], lags: list[int]) -> list[str]:
+    norms = np.asarray(m["norms"])
+    return [f"{norms[lag]:.3g} (bound {_bound_at(m, lag)})" if m["bound"] is not None else f"{norms[lag]:.3g}"
+            for lag in lags if lag < len(norms)]  # fmt: skip
+
+
+def write_figures(cfg, run_dir, sweep, trained, cliff_data, xs) -> dict[str, str]:
+    plots = rj.plots
+    unit = 1.0 if 1.0 in cfg.gains else cfg.gains[len(cfg.gains) // 2]
+    lags = np.arange(cfg.length + 1)
+    out = {}
+    curves = {name: (lags, np.asarray(sweep[name][unit]["norms"])) for name in cfg.cells}
+    bounds = {name: (lags, sweep[name][unit]["bound"]) for name in cfg.cells if sweep[name][unit]["bound"] is not None}
+    out["init"] = plots.norms_by_lag(curves, run_dir / "norms_at_init.png", bounds=bounds,
+                                     title=f"at initialisation, gain {unit}: ||da_T/da_(T-lag)||").name  # fmt: skip
+    t_lags = np.arange(cfg.train_length + 1)
+    curves = {name: (t_lags, np.asarray(trained[name]["norms"])) for name in cfg.cells}
+    bounds = {name: (t_lags, trained[name]["bound"]) for name in cfg.cells if trained[name]["bound"] is not None}
+    out["trained"] = plots.norms_by_lag(curves, run_dir / "norms_trained.png", bounds=bounds,
+                                        title="after training on the adding problem").name  # fmt: skip
+    gains = np.asarray(cfg.gains)
+    out["lyapunov"] = plots.lines(
+        gains, {name: [float(sweep[name][g]["lyapunov"]) for g in cfg.gains] for name in cfg.cells},
+        run_dir / "lyapunov_vs_gain.png", xlabel="recurrent gain g", ylabel="largest Lyapunov exponent (per step)",
+        title="order to chaos: the largest exponent against the gain", hline=0.0,
+    ).name  # fmt: skip
+    out["rates"] = plots.lines(
+        gains, {name: [float(sweep[name][g]["rate"]) for g in cfg.gains] for name in cfg.cells},
+        run_dir / "rate_vs_gain.png", xlabel="recurrent gain g", ylabel="fitted rate of log ||da_T/da_k|| per step",
+        title="vanishing (< 0) or exploding (> 0) with the gain", hline=0.0,
+    ).name  # fmt: skip
+    name = "lstm_fb1" if "lstm_fb1" in cfg.cells else cfg.cells[0]
+    cell, params = trained[name]["cell"], trained[name]["params"]
+    J = analysis.step_jacobians(cell, params, xs[:1, : cfg.train_length])[0]
+    out["heatmap"] = plots.heatmap(np.asarray(analysis.norm_matrix(J)), run_dir / "norm_matrix.png",
+                                   title=f"{name} trained: log10 ||da_t/da_k||").name  # fmt: skip
+    svals = {}
+    for n in cfg.cells:
+        J_n = analysis.step_jacobians(trained[n]["cell"], trained[n]["params"], xs[:1, : cfg.train_length])
+        svals[n] = np.asarray(analysis.singular_values(analysis.jacobian_products(J_n)[0, 0]))
+    out["spectra"] = plots.spectra(
+        svals,
+        run_dir / "singular_values_trained.png",
+        title=f"singular values of da_T/da_0, trained (T = {cfg.train_length})",
+    ).name
+    reach_name = name
+    reach = trained[reach_name]["reach"]
+    out["reach"] = plots.lines(
+        np.arange(1, cfg.train_length + 1), {f"step {s}": r for s, r in reach.items()}, run_dir / "gradient_reach.png",
+        xlabel="time step k", ylabel="||dL/da_k||", title=f"{reach_name}: how far back the gradient reaches",
+        log_y=True,
+    ).name  # fmt: skip
+    if "lstm" in trained[name]["cell"].name:
+        probe_xs, _ = adding_problem(np.random.default_rng([cfg.seed, 5]), 1, cfg.train_length)
+        traces = analysis.gate_traces(cell, params, jnp.asarray(probe_xs))
+        marks = np.flatnonzero(probe_xs[0, :, 1])
+        out["gates"] = plots.gate_heatmaps(
+            {k: np.asarray(traces[k][0]) for k in ("f", "i", "C_tilde", "o", "C")}, run_dir / "lstm_gates.png",
+            title=f"{name} gates on one adding-problem sequence (dotted: the two marked steps)", marks=marks,
+        ).name  # fmt: skip
+    w, b, loss, grad = cliff_data
+    out["cliff"] = plots.surface(w, b, loss, run_dir / "cliff.png", xlabel="w", ylabel="b", zlabel="loss",
+                                 title="(sigma(x_50) - 0.7)^2, x_t = w sigma(x_(t-1)) + b").name  # fmt: skip
+    return out
+
+
+def write_report(cfg, run_dir, sweep, trained, lags, figures, seconds) -> dict[str, str]:
+    unit = 1.0 if 1.0 in cfg.gains else cfg.gains[len(cfg.gains) // 2]
+    lag_heads = [f"lag {lag}" for lag in lags]
+    init_rows = [[name, *_norm_cells(sweep[name][unit], lags), f"{float(sweep[name][unit]['rate']):.4f}",
+                  f"{float(sweep[name][unit]['lyapunov']):.4f}"] for name in cfg.cells]  # fmt: skip
+    init = rj.experiment.markdown_table(["cell", *lag_heads, "fitted rate", "largest Lyapunov exp."], init_rows)
+    gain_rows = [[name, *[f"{float(sweep[name][g]['lyapunov']):.3f} / {float(sweep[name][g]['rate']):.3f}"
+                          for g in cfg.gains]] for name in cfg.cells]  # fmt: skip
+    gains = rj.experiment.markdown_table(["cell", *[f"g = {g}" for g in cfg.gains]], gain_rows)
+    t_lags = [lag for lag in lags if lag <= cfg.train_length]
+    trained_rows = [[name, f"{trained[name]['mse']:.4f}", *_norm_cells(trained[name], t_lags),
+                     f"{float(trained[name]['rate']):.4f}", f"{float(trained[name]['lyapunov']):.4f}"]
+                    for name in cfg.cells]  # fmt: skip
+    trained_table = rj.experiment.markdown_table(
+        ["cell", "adding MSE", *[f"lag {lag}" for lag in t_lags], "fitted rate", "largest Lyapunov exp."], trained_rows
+    )
+    body = f"""Cells of {cfg.hidden_size} units, inputs from the adding problem. Norms are the largest singular value
+of the Jacobian product ``da_T/da_(T-lag)``, the median over {cfg.batch} sequences; the fitted rate is the
+slope of its logarithm against the lag (per step: below 0 the gradient vanishes, above 0 it explodes);
+the Lyapunov exponent is the largest one, per step, from {cfg.lyapunov_steps} steps ({cfg.lyapunov_warmup}
+of warm-up). For the tanh RNN and the IRNN the bound of Pascanu et al. 2013, ``sigma_max(W)^lag``, stands
+beside each norm; the gated cells have no such bound. The whole run took {seconds:.0f} s.
+
+## (a) At initialisation (recurrent gain {unit}: W ~ N(0, g^2/h) per gate; the IRNN has W = g I)
+
+T = {cfg.length}.
+
+{init}
+
+![norms at initialisation]({figures["init"]})
+
+Largest Lyapunov exponent / fitted rate against the gain:
+
+{gains}
+
+![Lyapunov exponent against gain]({figures["lyapunov"]}) ![rate against gain]({figures["rates"]})
+
+## (b) After {cfg.train_steps} steps of training on the adding problem (T = {cfg.train_length})
+
+The MSE is on 64 held-out sequences (always predicting 1 scores 0.167).
+
+{trained_table}
+
+![norms after training]({figures["trained"]}) ![singular values]({figures["spectra"]})
+
+![norm matrix]({figures["heatmap"]}) ![gradient reach]({figures["reach"]})
+"""
+    if "gates" in figures:
+        body += f"\n![LSTM gates]({figures['gates']})\n"
+    body += f"""
+## (c) The cliff (Pascanu et al. 2013, Fig. 6)
+
+One unit, ``x_t = w sigma(x_(t-1)) + b``, ``x_0 = 0.5``, loss ``(sigma(x_50) - 0.7)^2`` on a {cfg.cliff_grid} x
+{cfg.cliff_grid} grid of (w, b): the loss is flat almost everywhere and falls off a cliff along the
+bifurcation, where the gradient explodes.
+
+![cliff]({figures["cliff"]})
+
+## How to read this
+
+- A straight line on the log-scale norm plot is exponential vanishing (falling) or exploding (rising); its
+  slope is the fitted rate. The tanh RNN's norms stay under the dashed bound; the LSTM's cell state keeps
+  products near 1 over long lags when its forget gate sits near 1.
+- The largest Lyapunov exponent crosses 0 where the network turns from ordered (perturbations die out,
+  gradients vanish) to chaotic (they grow, gradients explode).
+"""
+    rj.experiment.write_report(run_dir, "Gradient flow through RNN, IRNN, LSTM and GRU", body)
+    return {"init": init, "gains": gains, "trained": trained_table}
+
+
+if __name__ == "__main__":
+    main(rj.experiment.parse_config(Config))
