@@ -23,3 +23,26 @@ def test_rnn_speed_tiny_prints_a_table_with_ratios_for_each_cell(tmp_path, capsy
     }  # fmt: skip
     for row in rows:
         assert float(row["ours/flax"]) > 0 and float(row["ours/torch"]) > 0
+
+
+def test_jacobian_speed_tiny_prints_a_table_with_a_positive_ratio(tmp_path, capsys, load_script):
+    jacobian_speed = load_script("benchmarks", "jacobian_speed")
+    cfg = rj.experiment.parse_config(jacobian_speed.Config, ["--tiny", "--root", str(tmp_path)])
+
+    table = jacobian_speed.main(cfg)
+
+    assert table in capsys.readouterr().out
+    report = (tmp_path / "jacobian_speed" / "report.md").read_text()
+    assert table in report and "extrapolated" in report
+    header, rule, *rows = [[c.strip() for c in line.strip("|").split("|")] for line in table.splitlines()]
+    assert header == [
+        "T", "H", "n", "cell", "accumulated s", "direct s", "direct k timed", "direct/accumulated",
+        "matmul GFLOP/s", "floor s", "accumulated/floor",
+    ]  # fmt: skip
+    assert set(rule) == {"---"} and len(rows) == 1
+    row = dict(zip(header, rows[0], strict=True))
+    assert (row["T"], row["H"], row["n"], row["cell"], row["direct k timed"]) == ("8", "4", "4", "rnn", "3 of 9")
+    for column in ("accumulated s", "direct s", "direct/accumulated", "matmul GFLOP/s", "floor s", "accumulated/floor"):
+        assert float(row[column]) > 0, column
+    ratio = float(row["direct s"]) / float(row["accumulated s"])
+    assert float(row["direct/accumulated"]) == pytest.approx(ratio, rel=5e-3)

@@ -16,8 +16,10 @@ def test_readme_examples_run():
         exec(compile(block, str(README), "exec"), namespace)  # noqa: S102
 
 
-def test_readme_names_one_test_command_that_ci_runs():
+def test_readme_quick_start_has_the_main_job_and_the_tests():
     text = README.read_text()
-    assert text.count("<!-- test-command -->") == 1
+    assert text.count("<!-- test-command -->") == 1 and text.count("<!-- main-command -->") == 1
+    main = re.search(r"<!-- main-command -->\n```bash\n(.*)\n```", text).group(1)
+    assert main.endswith("experiments/gradient_flow.py"), main
     ci = (README.parent / ".ci" / "run").read_text()
     assert "test-command" in ci
