@@ -25,7 +25,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from rnnjax.checkpoint import CheckpointError, Checkpoints
 from rnnjax.types import Array, Params, PRNGKey
