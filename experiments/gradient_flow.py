@@ -106,7 +106,9 @@ def measure(cell: rj.Cell, params: Any, xs: jax.Array, lyap_xs: jax.Array, warmu
     norms = jnp.median(lag.norms, axis=0)
     rate, _ = analysis.fit_rate(lag.lags, norms)
     lyap = analysis.lyapunov_spectrum(cell, params, lyap_xs, k=1, warmup=warmup)[:, 0]
-    return {"norms": norms, "rate": rate, "lyapunov": jnp.mean(lyap)}
+    # An exploding trajectory (the IRNN above gain 1) overflows float32: no exponent can be read off then.
+    finite = jnp.isfinite(analysis.trajectory(cell, params, lyap_xs)).all()
+    return {"norms": norms, "rate": rate, "lyapunov": jnp.where(finite, jnp.mean(lyap), jnp.nan)}
 
 
 def bound_of(cell: rj.Cell, params: Any, lags: np.ndarray) -> np.ndarray | None:
@@ -220,6 +222,11 @@ def main(cfg: Config) -> dict[str, Any]:
     return {"run_dir": run_dir, "tables": tables, "sweep": sweep, "trained": trained}
 
 
+def _exponent(value: Any) -> str:
+    value = float(value)
+    return "overflow" if np.isnan(value) else f"{value:.4f}"
+
+
 def _bound_at(m: dict[str, Any], lag: int) -> str:
     return "n/a" if m["bound"] is None else f"{m['bound'][lag]:.3g}"
 
@@ -294,14 +301,14 @@ def write_report(cfg, run_dir, sweep, trained, lags, figures, seconds) -> dict[s
     unit = 1.0 if 1.0 in cfg.gains else cfg.gains[len(cfg.gains) // 2]
     lag_heads = [f"lag {lag}" for lag in lags]
     init_rows = [[name, *_norm_cells(sweep[name][unit], lags), f"{float(sweep[name][unit]['rate']):.4f}",
-                  f"{float(sweep[name][unit]['lyapunov']):.4f}"] for name in cfg.cells]  # fmt: skip
+                  _exponent(sweep[name][unit]["lyapunov"])] for name in cfg.cells]  # fmt: skip
     init = rj.experiment.markdown_table(["cell", *lag_heads, "fitted rate", "largest Lyapunov exp."], init_rows)
-    gain_rows = [[name, *[f"{float(sweep[name][g]['lyapunov']):.3f} / {float(sweep[name][g]['rate']):.3f}"
+    gain_rows = [[name, *[f"{_exponent(sweep[name][g]['lyapunov'])} / {float(sweep[name][g]['rate']):.3f}"
                           for g in cfg.gains]] for name in cfg.cells]  # fmt: skip
     gains = rj.experiment.markdown_table(["cell", *[f"g = {g}" for g in cfg.gains]], gain_rows)
     t_lags = [lag for lag in lags if lag <= cfg.train_length]
     trained_rows = [[name, f"{trained[name]['mse']:.4f}", *_norm_cells(trained[name], t_lags),
-                     f"{float(trained[name]['rate']):.4f}", f"{float(trained[name]['lyapunov']):.4f}"]
+                     f"{float(trained[name]['rate']):.4f}", _exponent(trained[name]["lyapunov"])]
                     for name in cfg.cells]  # fmt: skip
     trained_table = rj.experiment.markdown_table(
         ["cell", "adding MSE", *[f"lag {lag}" for lag in t_lags], "fitted rate", "largest Lyapunov exp."], trained_rows
@@ -310,8 +317,9 @@ def write_report(cfg, run_dir, sweep, trained, lags, figures, seconds) -> dict[s
 of the Jacobian product ``da_T/da_(T-lag)``, the median over {cfg.batch} sequences; the fitted rate is the
 slope of its logarithm against the lag (per step: below 0 the gradient vanishes, above 0 it explodes);
 the Lyapunov exponent is the largest one, per step, from {cfg.lyapunov_steps} steps ({cfg.lyapunov_warmup}
-of warm-up). For the tanh RNN and the IRNN the bound of Pascanu et al. 2013, ``sigma_max(W)^lag``, stands
-beside each norm; the gated cells have no such bound. The whole run took {seconds:.0f} s.
+of warm-up; "overflow" where the states leave float32's range). For the tanh RNN and the IRNN the
+bound of Pascanu et al. 2013, ``sigma_max(W)^lag``, stands beside each norm; the gated cells have no
+such bound. The whole run took {seconds:.0f} s.
 
 ## (a) At initialisation (recurrent gain {unit}: W ~ N(0, g^2/h) per gate; the IRNN has W = g I)
 
