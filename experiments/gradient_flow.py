@@ -136,7 +136,7 @@ def train(cfg: Config, name: str, key: jax.Array, probe: tuple[np.ndarray, np.nd
     """Trains one cell on the adding problem; records dL/da_k on a fixed batch at snapshots."""
     cell = make_cell(name, cfg.hidden_size)
     model = rj.models.ManyToOne(rj.RNN(cell=cell), output_size=1)
-    params = model.init(key, INPUT_SIZE)
+    params = model.init(jax.random.fold_in(key, 0), INPUT_SIZE)
     tx = rj.train.optimizer("adam", cfg.learning_rate, clip_norm=1.0)
 
     def loss_fn(p, batch, key):
@@ -160,7 +160,7 @@ def train(cfg: Config, name: str, key: jax.Array, probe: tuple[np.ndarray, np.nd
     stops = np.linspace(0, cfg.train_steps, cfg.snapshots).round().astype(int)
     reaches, history = {}, []
     for stop in stops:
-        state, part = rj.train.fit(state, step, data, int(stop), key=key, progress=False)
+        state, part = rj.train.fit(state, step, data, int(stop), key=jax.random.fold_in(key, 1), progress=False)
         history += part
         reaches[int(stop)] = np.asarray(reach(state.params))
     xs, ys = probe
