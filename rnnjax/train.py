@@ -232,6 +232,7 @@ def fit(
     ckpt = None if run_dir is None else Checkpoints(run_dir / "checkpoints", keep=keep)
     log_path = None if run_dir is None else run_dir / "metrics.jsonl"
     history: list[dict[str, Any]] = []
+    bar = None
     try:
         if resume:
             state, saved = ckpt.restore(state)
@@ -275,6 +276,8 @@ def fit(
             if ckpt is not None and ((checkpoint_every and done % checkpoint_every == 0) or done == num_steps):
                 ckpt.save(done, state, config)
     finally:
+        if bar is not None:
+            bar.close()  # also when diverged: the message is not printed into a half-drawn bar
         if ckpt is not None:
             ckpt.close()
     return state, history
