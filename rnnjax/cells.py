@@ -16,6 +16,9 @@ once, outside its loop::
 
 ``project`` computes the input side ``U x_t + b`` for any number of steps (the scan may
 run it over the whole sequence as one large matmul), ``recur`` the rest of one step.
+The RNN, the LSTM and the GRU (reset after) split ``recur`` once more, around its one
+recurrent matmul (``cell.parts``, a :class:`Parts`), so that :mod:`rnnjax.fused` can write
+the backward pass of a whole scan by hand.
 
 Weights keep the textbook's orientation and names (and PyTorch's layout): ``U: (h, i)``
 maps the input, ``W: (h, h)`` the previous state, so ``U x_t`` is ``x @ U.T`` on a batch of
@@ -36,6 +39,7 @@ import jax
 import jax.numpy as jnp
 
 from rnnjax import init as inits
+from rnnjax.params import GRUParams, LSTMParams, LSTMState, RNNParams
 from rnnjax.types import Array, Carry, Params, PRNGKey
 
 
@@ -58,6 +62,34 @@ class Prepared(NamedTuple):
     extra: Any = None
 
 
+class Parts(NamedTuple):
+    """A step split around its recurrent matmul ``hp = hidden(carry) @ W^T``::
+
+        pre = combine(loop.extra, xp, hidden(carry) @ loop.W_T)
+        recur(loop, carry, xp) == (pointwise(carry, pre), hidden(pointwise(carry, pre)))
+
+    Attributes:
+        hidden: ``hidden(carry) -> h``, the state that ``W`` multiplies, which is also the
+            cell's output (LSTM: ``carry.h``; RNN, GRU: the carry itself).
+        combine: ``combine(extra, xp, hp) -> pre``, the pre-activations that the element-wise
+            part reads (LSTM, RNN: ``xp + hp``); linear in all three arguments.
+        pointwise: ``pointwise(carry, pre) -> carry``, the gates and the state update, element
+            by element; no matmul.
+    """
+
+    hidden: Callable[[Carry], Array]
+    combine: Callable[[Any, Array, Array], Array]
+    pointwise: Callable[[Carry, Array], Carry]
+
+
+def _add(extra: Any, xp: Array, hp: Array) -> Array:
+    return xp + hp
+
+
+def _itself(carry: Array) -> Array:
+    return carry
+
+
 class Cell(NamedTuple):
     """A recurrent cell: pure functions over explicit params and carry.
 
@@ -78,6 +110,8 @@ class Cell(NamedTuple):
         gates: ``gates(loop, carry, xp_t) -> {name: activation}``, the gate values of one step
             (LSTM: ``f``, ``i``, ``C_tilde``, ``o``; GRU: ``r``, ``z``, ``n``); None for the RNN.
             ``recur`` is built on it, so what it shows is what the step computes.
+        parts: ``recur`` split around its recurrent matmul (a :class:`Parts`), or None
+            (``gru(reset_after=False)``, whose reset acts before its second matmul).
     """
 
     init: Callable[[PRNGKey, int], Params]
@@ -91,72 +125,7 @@ class Cell(NamedTuple):
     num_gates: int
     options: tuple[tuple[str, Any], ...] = ()
     gates: Callable[[Prepared, Carry, Array], dict[str, Array]] | None = None
-
-
-def _blocks(params: Any, names: str, gate: str) -> tuple[Array, Array]:
-    """The ``(h, h + i)`` matrix over ``[h_{t-1}, x_t]`` and the bias of one gate."""
-    h = params.W.shape[-1]
-    k = names.index(gate)
-    rows = slice(k * h, (k + 1) * h)
-    return jnp.concatenate([params.W[rows], params.U[rows]], axis=1), params.b[rows]
-
-
-class RNNParams(NamedTuple):
-    """Elman RNN parameters: ``U: (h, i)``, ``W: (h, h)``, ``b: (h,)``."""
-
-    U: Array
-    W: Array
-    b: Array
-
-
-class LSTMParams(NamedTuple):
-    """LSTM parameters with the gates stacked in the order f, i, C, o.
-
-    ``U: (4h, i)``, ``W: (4h, h)``, ``b: (4h,)``. The textbook's per-gate matrices over the
-    concatenation ``[h_{t-1}, x_t]`` are views: ``W_f, W_i, W_C, W_o: (h, h + i)`` and
-    ``b_f, b_i, b_C, b_o: (h,)``.
-    """
-
-    U: Array
-    W: Array
-    b: Array
-
-    W_f = property(lambda self: _blocks(self, "fico", "f")[0])
-    W_i = property(lambda self: _blocks(self, "fico", "i")[0])
-    W_C = property(lambda self: _blocks(self, "fico", "c")[0])
-    W_o = property(lambda self: _blocks(self, "fico", "o")[0])
-    b_f = property(lambda self: _blocks(self, "fico", "f")[1])
-    b_i = property(lambda self: _blocks(self, "fico", "i")[1])
-    b_C = property(lambda self: _blocks(self, "fico", "c")[1])
-    b_o = property(lambda self: _blocks(self, "fico", "o")[1])
-
-
-class LSTMState(NamedTuple):
-    """The LSTM carry: hidden state ``h: (*b, h)`` and cell state ``c: (*b, h)``."""
-
-    h: Array
-    c: Array
-
-
-class GRUParams(NamedTuple):
-    """GRU parameters with the gates stacked in the order r, z, n (as in PyTorch).
-
-    ``U: (3h, i)``, ``W: (3h, h)``, ``b: (3h,)``; ``b_hn: (h,)`` is the recurrent bias of the
-    candidate, which sits inside the reset, ``r * (W_n h + b_hn)`` (``None`` when
-    ``reset_after=False``). Views: ``W_r, W_z, W_n: (h, h + i)``, ``b_r, b_z, b_n: (h,)``.
-    """
-
-    U: Array
-    W: Array
-    b: Array
-    b_hn: Array | None
-
-    W_r = property(lambda self: _blocks(self, "rzn", "r")[0])
-    W_z = property(lambda self: _blocks(self, "rzn", "z")[0])
-    W_n = property(lambda self: _blocks(self, "rzn", "n")[0])
-    b_r = property(lambda self: _blocks(self, "rzn", "r")[1])
-    b_z = property(lambda self: _blocks(self, "rzn", "z")[1])
-    b_n = property(lambda self: _blocks(self, "rzn", "n")[1])
+    parts: Parts | None = None
 
 
 def _check_size(value: int, name: str) -> None:
@@ -201,16 +170,35 @@ def _make_cell(
     hidden_size: int,
     init: Callable[[PRNGKey, int], Params],
     zero_carry: Callable[[tuple[int, ...], Any], Carry],
-    recur: Callable[[Prepared, Carry, Array], tuple[Carry, Array]],
+    step_parts: Parts | Callable[[Prepared, Carry, Array], tuple[Carry, Array]],
     recurrent: Callable[[Params], tuple[Array, Any]] = lambda p: (p.W.T, None),
     has_b_hn: bool = False,
     gates: Callable[[Prepared, Carry, Array], dict[str, Array]] | None = None,
+    gate_values: Callable[[Array], dict[str, Array]] | None = None,
     **options: Any,
 ) -> Cell:
     """Assembles a Cell: the checks, ``prepare``, the shared input projection and ``step``.
 
-    ``recurrent(params) -> (W_T, extra)`` lays out the recurrent side for ``Prepared``.
+    ``step_parts`` is the cell's :class:`Parts` (``recur`` and, with ``gate_values(pre)``,
+    ``gates`` are built from them) or its ``recur``. ``recurrent(params) -> (W_T, extra)``
+    lays out the recurrent side for ``Prepared``.
     """
+    parts = step_parts if isinstance(step_parts, Parts) else None
+    if parts is None:
+        recur = step_parts
+    else:
+
+        def pre(loop: Prepared, carry: Carry, xp: Array) -> Array:
+            return parts.combine(loop.extra, xp, parts.hidden(carry) @ loop.W_T)
+
+        def recur(loop: Prepared, carry: Carry, xp: Array) -> tuple[Carry, Array]:
+            new = parts.pointwise(carry, pre(loop, carry, xp))
+            return new, parts.hidden(new)
+
+        if gate_values is not None:
+
+            def gates(loop: Prepared, carry: Carry, xp: Array) -> dict[str, Array]:
+                return gate_values(pre(loop, carry, xp))
 
     def prepare(params: Params) -> Prepared:
         _check_params(params, cls, num_gates, hidden_size, has_b_hn)
@@ -230,7 +218,7 @@ def _make_cell(
 
     return Cell(
         init, initial_carry, step, project, prepare, recur, name, hidden_size, num_gates,
-        tuple(sorted(options.items())), gates,
+        tuple(sorted(options.items())), gates, parts,
     )  # fmt: skip
 
 
@@ -285,13 +273,12 @@ def rnn(
             b=jnp.full((hidden_size,), bias, dtype),
         )
 
-    def recur(loop: Prepared, a: Array, xp: Array) -> tuple[Array, Array]:
-        a = f(xp + a @ loop.W_T)
-        return a, a
+    def pointwise(a: Array, pre: Array) -> Array:
+        return f(pre)  # a_t = f(U x_t + b + W a_{t-1})
 
     return _make_cell(
         "rnn", RNNParams, 1, hidden_size, init,
-        lambda shape, dt: jnp.zeros((*shape, hidden_size), dt), recur,
+        lambda shape, dt: jnp.zeros((*shape, hidden_size), dt), Parts(_itself, _add, pointwise),
         activation=activation, input_init=input_init, recurrent_init=recurrent_init, gain=gain,
         bias=bias, dtype=dtype,
     )  # fmt: skip
@@ -360,24 +347,28 @@ def lstm(
             b=jnp.concatenate([b_f, b_i, jnp.zeros((2 * h,), dtype)]),
         )
 
-    def gates(loop: Prepared, state: LSTMState, xp: Array) -> dict[str, Array]:
-        f, i, c_tilde, o = jnp.split(xp + state.h @ loop.W_T, 4, axis=-1)
+    def gate_values(pre: Array) -> dict[str, Array]:
+        f, i, c_tilde, o = jnp.split(pre, 4, axis=-1)
         return {"f": jax.nn.sigmoid(f), "i": jax.nn.sigmoid(i), "C_tilde": jnp.tanh(c_tilde), "o": jax.nn.sigmoid(o)}
 
-    def recur(loop: Prepared, state: LSTMState, xp: Array) -> tuple[LSTMState, Array]:
-        g = gates(loop, state, xp)
+    def pointwise(state: LSTMState, pre: Array) -> LSTMState:
+        g = gate_values(pre)
         c = g["f"] * state.c + g["i"] * g["C_tilde"]  # C_t = f_t * C_{t-1} + i_t * C~_t
         h = g["o"] * jnp.tanh(c)  # h_t = o_t * tanh(C_t)
-        return LSTMState(h, c), h
+        return LSTMState(h, c)
 
     def zeros(shape: tuple[int, ...], dt: Any) -> LSTMState:
         return LSTMState(jnp.zeros((*shape, hidden_size), dt), jnp.zeros((*shape, hidden_size), dt))
 
     return _make_cell(
-        "lstm", LSTMParams, 4, hidden_size, init, zeros, recur, gates=gates,
+        "lstm", LSTMParams, 4, hidden_size, init, zeros, Parts(_lstm_hidden, _add, pointwise), gate_values=gate_values,
         forget_bias=forget_bias, input_init=input_init, recurrent_init=recurrent_init, gain=gain,
         chrono=chrono, dtype=dtype,
     )  # fmt: skip
+
+
+def _lstm_hidden(state: LSTMState) -> Array:
+    return state.h
 
 
 @functools.cache
@@ -435,19 +426,26 @@ def gru(
             return params.W.T, params.b_hn
         return params.W[: 2 * h].T, params.W[2 * h :].T  # W_rz^T, and W_hn^T as extra
 
-    def gates(loop: Prepared, state: Array, xp: Array) -> dict[str, Array]:
-        x_r, x_z, x_n = jnp.split(xp, 3, axis=-1)
-        if reset_after:
-            h_r, h_z, h_n = jnp.split(state @ loop.W_T, 3, axis=-1)
-            r, z = jax.nn.sigmoid(x_r + h_r), jax.nn.sigmoid(x_z + h_z)
-            n = jnp.tanh(x_n + r * (h_n + loop.extra))
-        else:
-            h_r, h_z = jnp.split(state @ loop.W_T, 2, axis=-1)
-            r, z = jax.nn.sigmoid(x_r + h_r), jax.nn.sigmoid(x_z + h_z)
-            n = jnp.tanh(x_n + (r * state) @ loop.extra)
-        return {"r": r, "z": z, "n": n}
+    def combine(b_hn: Array, xp: Array, hp: Array) -> Array:
+        # [U_r x + b_r + W_r h, U_z x + b_z + W_z h, U_n x + b_n, W_hn h + b_hn]
+        return jnp.concatenate([xp[..., : 2 * h] + hp[..., : 2 * h], xp[..., 2 * h :], hp[..., 2 * h :] + b_hn], -1)
 
-    def recur(loop: Prepared, state: Array, xp: Array) -> tuple[Array, Array]:
+    def gate_values(pre: Array) -> dict[str, Array]:
+        p_r, p_z, x_n, h_n = jnp.split(pre, 4, axis=-1)
+        r = jax.nn.sigmoid(p_r)
+        return {"r": r, "z": jax.nn.sigmoid(p_z), "n": jnp.tanh(x_n + r * h_n)}
+
+    def pointwise(state: Array, pre: Array) -> Array:
+        g = gate_values(pre)
+        return (1.0 - g["z"]) * g["n"] + g["z"] * state  # h_t = (1 - z_t) n_t + z_t h_{t-1}
+
+    def gates(loop: Prepared, state: Array, xp: Array) -> dict[str, Array]:  # reset_after=False
+        x_r, x_z, x_n = jnp.split(xp, 3, axis=-1)
+        h_r, h_z = jnp.split(state @ loop.W_T, 2, axis=-1)
+        r, z = jax.nn.sigmoid(x_r + h_r), jax.nn.sigmoid(x_z + h_z)
+        return {"r": r, "z": z, "n": jnp.tanh(x_n + (r * state) @ loop.extra)}
+
+    def recur(loop: Prepared, state: Array, xp: Array) -> tuple[Array, Array]:  # reset_after=False
         g = gates(loop, state, xp)
         new = (1.0 - g["z"]) * g["n"] + g["z"] * state
         return new, new
@@ -456,7 +454,8 @@ def gru(
         return jnp.zeros((*shape, h), dt)
 
     return _make_cell(
-        "gru", GRUParams, 3, h, init, zeros, recur, recurrent, has_b_hn=reset_after, gates=gates,
+        "gru", GRUParams, 3, h, init, zeros, Parts(_itself, combine, pointwise) if reset_after else recur, recurrent,
+        has_b_hn=reset_after, gates=None if reset_after else gates, gate_values=gate_values if reset_after else None,
         reset_after=reset_after, input_init=input_init, recurrent_init=recurrent_init, gain=gain,
         chrono=chrono, dtype=dtype,
     )  # fmt: skip
