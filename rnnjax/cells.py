@@ -65,25 +65,26 @@ class Prepared(NamedTuple):
 class Parts(NamedTuple):
     """A step split around its recurrent matmul ``hp = hidden(carry) @ W^T``::
 
-        pre = combine(loop.extra, xp, hidden(carry) @ loop.W_T)
+        pre = parts.pre(loop.extra, xp, hidden(carry) @ loop.W_T)
         recur(loop, carry, xp) == (pointwise(carry, pre), hidden(pointwise(carry, pre)))
 
     Attributes:
         hidden: ``hidden(carry) -> h``, the state that ``W`` multiplies, which is also the
             cell's output (LSTM: ``carry.h``; RNN, GRU: the carry itself).
-        combine: ``combine(extra, xp, hp) -> pre``, the pre-activations that the element-wise
-            part reads (LSTM, RNN: ``xp + hp``); linear in all three arguments.
         pointwise: ``pointwise(carry, pre) -> carry``, the gates and the state update, element
             by element; no matmul.
+        combine: ``combine(extra, xp, hp) -> pre``, the pre-activations that ``pointwise``
+            reads (an array or a tuple of arrays), linear in all three arguments; None:
+            ``xp + hp`` (the RNN, the LSTM).
     """
 
     hidden: Callable[[Carry], Array]
-    combine: Callable[[Any, Array, Array], Array]
-    pointwise: Callable[[Carry, Array], Carry]
+    pointwise: Callable[[Carry, Any], Carry]
+    combine: Callable[[Any, Array, Array], Any] | None = None
 
-
-def _add(extra: Any, xp: Array, hp: Array) -> Array:
-    return xp + hp
+    def pre(self, extra: Any, xp: Array, hp: Array) -> Any:
+        """The pre-activations of one step."""
+        return xp + hp if self.combine is None else self.combine(extra, xp, hp)
 
 
 def _itself(carry: Array) -> Array:
@@ -189,7 +190,7 @@ def _make_cell(
     else:
 
         def pre(loop: Prepared, carry: Carry, xp: Array) -> Array:
-            return parts.combine(loop.extra, xp, parts.hidden(carry) @ loop.W_T)
+            return parts.pre(loop.extra, xp, parts.hidden(carry) @ loop.W_T)
 
         def recur(loop: Prepared, carry: Carry, xp: Array) -> tuple[Carry, Array]:
             new = parts.pointwise(carry, pre(loop, carry, xp))
@@ -278,7 +279,7 @@ def rnn(
 
     return _make_cell(
         "rnn", RNNParams, 1, hidden_size, init,
-        lambda shape, dt: jnp.zeros((*shape, hidden_size), dt), Parts(_itself, _add, pointwise),
+        lambda shape, dt: jnp.zeros((*shape, hidden_size), dt), Parts(_itself, pointwise),
         activation=activation, input_init=input_init, recurrent_init=recurrent_init, gain=gain,
         bias=bias, dtype=dtype,
     )  # fmt: skip
@@ -361,7 +362,7 @@ def lstm(
         return LSTMState(jnp.zeros((*shape, hidden_size), dt), jnp.zeros((*shape, hidden_size), dt))
 
     return _make_cell(
-        "lstm", LSTMParams, 4, hidden_size, init, zeros, Parts(_lstm_hidden, _add, pointwise), gate_values=gate_values,
+        "lstm", LSTMParams, 4, hidden_size, init, zeros, Parts(_lstm_hidden, pointwise), gate_values=gate_values,
         forget_bias=forget_bias, input_init=input_init, recurrent_init=recurrent_init, gain=gain,
         chrono=chrono, dtype=dtype,
     )  # fmt: skip
@@ -426,16 +427,18 @@ def gru(
             return params.W.T, params.b_hn
         return params.W[: 2 * h].T, params.W[2 * h :].T  # W_rz^T, and W_hn^T as extra
 
-    def combine(b_hn: Array, xp: Array, hp: Array) -> Array:
-        # [U_r x + b_r + W_r h, U_z x + b_z + W_z h, U_n x + b_n, W_hn h + b_hn]
-        return jnp.concatenate([xp[..., : 2 * h] + hp[..., : 2 * h], xp[..., 2 * h :], hp[..., 2 * h :] + b_hn], -1)
+    def combine(b_hn: Array, xp: Array, hp: Array) -> tuple[Array, Array]:
+        # ([U_r x + b_r + W_r h, U_z x + b_z + W_z h, U_n x + b_n], W_hn h + b_hn): the first in U's
+        # layout, so that its gradient is the gradient of U x + b as it stands
+        rz = xp[..., : 2 * h] + hp[..., : 2 * h]
+        return jnp.concatenate([rz, xp[..., 2 * h :]], -1), hp[..., 2 * h :] + b_hn
 
-    def gate_values(pre: Array) -> dict[str, Array]:
-        p_r, p_z, x_n, h_n = jnp.split(pre, 4, axis=-1)
+    def gate_values(pre: tuple[Array, Array]) -> dict[str, Array]:
+        p_r, p_z, x_n = jnp.split(pre[0], 3, axis=-1)
         r = jax.nn.sigmoid(p_r)
-        return {"r": r, "z": jax.nn.sigmoid(p_z), "n": jnp.tanh(x_n + r * h_n)}
+        return {"r": r, "z": jax.nn.sigmoid(p_z), "n": jnp.tanh(x_n + r * pre[1])}
 
-    def pointwise(state: Array, pre: Array) -> Array:
+    def pointwise(state: Array, pre: tuple[Array, Array]) -> Array:
         g = gate_values(pre)
         return (1.0 - g["z"]) * g["n"] + g["z"] * state  # h_t = (1 - z_t) n_t + z_t h_{t-1}
 
@@ -454,7 +457,7 @@ def gru(
         return jnp.zeros((*shape, h), dt)
 
     return _make_cell(
-        "gru", GRUParams, 3, h, init, zeros, Parts(_itself, combine, pointwise) if reset_after else recur, recurrent,
+        "gru", GRUParams, 3, h, init, zeros, Parts(_itself, pointwise, combine) if reset_after else recur, recurrent,
         has_b_hn=reset_after, gates=None if reset_after else gates, gate_values=gate_values if reset_after else None,
         reset_after=reset_after, input_init=input_init, recurrent_init=recurrent_init, gain=gain,
         chrono=chrono, dtype=dtype,

@@ -20,7 +20,7 @@ import jax
 import jax.numpy as jnp
 
 from rnnjax import cells
-from rnnjax.scan import check_carry, check_lengths, check_xs, unroll_unchecked
+from rnnjax.scan import BACKWARDS, check_carry, check_lengths, check_xs, unroll_unchecked
 from rnnjax.types import Array, Carry, Lengths, Params, PRNGKey, Xs, Ys
 
 NetParams = tuple[tuple[Params, ...], ...]
@@ -40,6 +40,8 @@ class RNN:
         num_layers: stacked layers.
         bidirectional: add a direction that reads each sequence backwards within its length.
         dropout: probability of zeroing a unit of the outputs between layers when training.
+        backward: how each layer's loop is differentiated, as in :func:`rnnjax.unroll`:
+            ``"fused"`` (the hand-written backward pass) or ``"autodiff"`` (needed for forward mode).
     """
 
     cell: str | cells.Cell = "lstm"
@@ -47,6 +49,7 @@ class RNN:
     num_layers: int = 1
     bidirectional: bool = False
     dropout: float = 0.0
+    backward: str = "fused"
 
     def __post_init__(self) -> None:
         if isinstance(self.cell, cells.Cell):
@@ -63,6 +66,8 @@ class RNN:
             raise ValueError(f"num_layers: expected a positive int, got {self.num_layers!r}")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout: expected a probability in [0, 1), got {self.dropout!r}")
+        if self.backward not in BACKWARDS:
+            raise ValueError(f"backward: expected one of {BACKWARDS}, got {self.backward!r}")
 
     @property
     def step_cell(self) -> cells.Cell:
@@ -137,7 +142,7 @@ class RNN:
             outs, layer_finals = [], []
             for d, p in enumerate(layer_params):
                 c0 = None if carry is None else carry[layer][d]
-                c, ys = unroll_unchecked(cell, p, xs, c0, lengths, reverse=d == 1)
+                c, ys = unroll_unchecked(cell, p, xs, c0, lengths, reverse=d == 1, backward=self.backward)
                 outs.append(ys)
                 layer_finals.append(c)
             xs = outs[0] if len(outs) == 1 else jnp.concatenate(outs, axis=-1)

@@ -18,8 +18,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from rnnjax import fused
 from rnnjax.cells import Cell
 from rnnjax.types import Array, Carry, Lengths, Params, Xs, Ys
+
+BACKWARDS = ("fused", "autodiff")
+"""The ways ``unroll`` can be differentiated (its ``backward=``)."""
 
 
 def is_concrete(x: Any) -> bool:
@@ -102,6 +106,7 @@ def unroll(
     return_carries: bool = False,
     remat: bool = False,
     hoist: bool | None = None,
+    backward: str = "fused",
 ) -> tuple[Carry, Ys] | tuple[Carry, Ys, Carry]:
     """Runs ``cell`` over a batch of sequences.
 
@@ -124,6 +129,13 @@ def unroll(
         hoist: compute the input side ``U x_t + b`` of all steps before the loop (True) or
             inside it (False); None: before it on GPU and TPU, inside it on the CPU, whichever
             runs faster there (see the module docstring). The results are the same.
+        backward: how the gradient of the loop is computed. ``"fused"``: the backward pass of
+            :mod:`rnnjax.fused`, which keeps only the recurrence inside its loop and computes the
+            weight gradients as one matmul over all steps (for cells with ``parts``: the RNN, the
+            LSTM and the GRU with ``reset_after=True``; others, and ``remat=True``, fall back to
+            autodiff). ``"autodiff"``: JAX differentiates the loop step by step; needed for
+            forward-mode differentiation (``jax.jvp``, ``jax.jacfwd``, ``jax.hessian``), which a
+            hand-written backward pass does not support. The gradients are the same.
 
     Returns:
         ``(carry, ys)`` with ys: ``(batch, time, hidden)``, or ``(carry, ys, carries)``
@@ -134,7 +146,9 @@ def unroll(
     lengths = check_lengths(lengths, batch, time)
     if carry is not None:
         check_carry(carry, cell.initial_carry(params, (batch,)))
-    return unroll_unchecked(cell, params, xs, carry, lengths, reverse, unroll, return_carries, remat, hoist)
+    if backward not in BACKWARDS:
+        raise ValueError(f"backward: expected one of {BACKWARDS}, got {backward!r}")
+    return unroll_unchecked(cell, params, xs, carry, lengths, reverse, unroll, return_carries, remat, hoist, backward)
 
 
 def unroll_unchecked(
@@ -148,6 +162,7 @@ def unroll_unchecked(
     return_carries: bool = False,
     remat: bool = False,
     hoist: bool | None = None,
+    backward: str = "fused",
 ) -> tuple[Carry, Ys] | tuple[Carry, Ys, Carry]:
     """:func:`unroll` without the checks of values, for callers that checked already."""
     batch, time, _ = xs.shape
@@ -157,6 +172,8 @@ def unroll_unchecked(
     if hoist is None:
         hoist = jax.default_backend() != "cpu"
     xs = jnp.swapaxes(xs, 0, 1)  # time-major; transposing the narrow inputs, not the projection
+    if backward == "fused" and cell.parts is not None and not remat and time > 0:
+        return _unroll_fused(cell, loop, xs, carry, lengths, reverse, unroll, return_carries, hoist)
     if hoist:
         xp = cell.project(loop, xs)  # (time, batch, gates * hidden) in one matmul
 
@@ -200,3 +217,29 @@ def unroll_unchecked(
     if return_carries:
         return carry, out[0], out[1]
     return carry, out
+
+
+def _unroll_fused(
+    cell: Cell, loop: Any, xs: Array, carry: Carry, lengths: Array | None, reverse: bool, unroll: int | bool,
+    return_carries: bool, hoist: bool,
+) -> tuple[Carry, Ys] | tuple[Carry, Ys, Carry]:  # fmt: skip
+    """:func:`unroll_unchecked` through :func:`rnnjax.fused.scan`; xs time-major."""
+    cell.project(loop, xs[:0])  # the checks of xs, at trace time
+    time = xs.shape[0]
+    mask = None
+    if lengths is not None:
+        mask = jnp.arange(time)[:, None] < lengths[None, :]  # (time, batch)
+        if reverse:
+            xs = reverse_within(xs, lengths)
+    elif reverse:
+        xs = jnp.flip(xs, 0)
+    carry, carries = fused.scan(cell.parts, loop, carry, xs, mask, unroll, hoist)
+    if mask is not None:  # zeros at padded steps, where the scan held the carry
+        carries = jax.tree.map(lambda c: jnp.where(mask[..., None], c, 0), carries)
+        if reverse:
+            carries = reverse_within(carries, lengths)
+    elif reverse:
+        carries = jax.tree.map(lambda c: jnp.flip(c, 0), carries)
+    carries = jax.tree.map(lambda c: jnp.swapaxes(c, 0, 1), carries)
+    ys = cell.parts.hidden(carries)
+    return (carry, ys, carries) if return_carries else (carry, ys)

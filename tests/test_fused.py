@@ -1,0 +1,120 @@
+"""The hand-written backward pass of the scan (``rnnjax.fused``) against JAX's own differentiation."""
+
+from __future__ import annotations
+
+import itertools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import rnnjax as rj
+
+pytestmark = pytest.mark.usefixtures("strict_dtypes")
+
+I, H, B, T = 3, 5, 4, 7
+NAMES = ["rnn", "relu", "lstm", "gru"]
+
+
+def make(name):
+    if name == "relu":
+        return rj.cells.rnn(H, "relu", dtype=jnp.float64)
+    return rj.cells.make(name, H, dtype=jnp.float64)
+
+
+def weights(shape):
+    """Fixed, unequal weights for the outputs of a test loss."""
+    return jnp.cos(jnp.arange(int(np.prod(shape)), dtype=jnp.float64).reshape(shape))
+
+
+def grads(cell, params, xs, carry, backward, lengths, reverse, loss_on):
+    """Gradients with respect to params, xs and the initial carry of a loss on some of the outputs."""
+
+    def loss(params, xs, carry):
+        final, ys, carries = rj.unroll(
+            cell, params, xs, carry, lengths=lengths, reverse=reverse, return_carries=True, backward=backward
+        )
+        total = 0.0
+        if "ys" in loss_on:
+            total += jnp.sum(jnp.sin(ys) * weights(ys.shape))
+        if "final" in loss_on:  # every part of the final carry (h and C for the LSTM)
+            total += sum(jnp.sum(jnp.tanh(c) * weights(c.shape)) for c in jax.tree.leaves(final))
+        if "carries" in loss_on:
+            total += sum(jnp.sum(c**2) for c in jax.tree.leaves(carries))
+        return total
+
+    return jax.jit(jax.value_and_grad(loss, argnums=(0, 1, 2)))(params, xs, carry)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_fused_equals_autodiff(name, x64, getkey):
+    """float64: every combination of lengths, reversal and what the loss reads agrees to 1e-12."""
+    cell = make(name)
+    params = cell.init(getkey(), I)
+    xs = jax.random.normal(getkey(), (B, T, I), jnp.float64)
+    carry = jax.tree.map(lambda c: c + 0.3, cell.initial_carry(params, (B,)))
+    options = itertools.product(
+        [None, jnp.array([7, 0, 3, 5])], [False, True], [("ys",), ("final",), ("ys", "final", "carries")]
+    )
+    for lengths, reverse, loss_on in options:
+        fused = grads(cell, params, xs, carry, "fused", lengths, reverse, loss_on)
+        auto = grads(cell, params, xs, carry, "autodiff", lengths, reverse, loss_on)
+        for got, want in zip(jax.tree.leaves(fused), jax.tree.leaves(auto), strict=True):
+            np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12, err_msg=f"{lengths=} {reverse=} {loss_on=}")
+
+
+def test_fused_is_what_runs_and_autodiff_allows_forward_mode(getkey):
+    """The default backward pass is the hand-written one (forward mode cannot pass it); the
+    autodiff one supports jvp, and gives the same reverse-mode gradients."""
+    cell = rj.cells.lstm(H)
+    params = cell.init(getkey(), I)
+    xs = jax.random.normal(getkey(), (B, T, I))
+
+    def ys(xs, backward):
+        return rj.unroll(cell, params, xs, backward=backward)[1]
+
+    with pytest.raises(TypeError, match="custom_vjp"):
+        jax.jvp(lambda x: ys(x, "fused"), (xs,), (xs,))
+    jax.jvp(lambda x: ys(x, "autodiff"), (xs,), (xs,))
+    vjp_fused = jax.vjp(lambda x: ys(x, "fused"), xs)[1](jnp.ones((B, T, H)))
+    vjp_auto = jax.vjp(lambda x: ys(x, "autodiff"), xs)[1](jnp.ones((B, T, H)))
+    np.testing.assert_allclose(vjp_fused[0], vjp_auto[0], rtol=1e-5, atol=1e-6)
+
+
+def test_cells_without_parts_and_remat_fall_back_to_autodiff(getkey):
+    """The Cho GRU (reset before its second matmul) and ``remat=True`` run the loop JAX differentiates:
+    forward mode works through them with the default ``backward``."""
+    cho = rj.cells.gru(H, reset_after=False)
+    assert cho.parts is None
+    lstm = rj.cells.lstm(H)
+    xs = jax.random.normal(getkey(), (B, T, I))
+    for cell, remat in [(cho, False), (lstm, True)]:
+        params = cell.init(getkey(), I)
+        jax.jvp(lambda x: rj.unroll(cell, params, x, remat=remat)[1], (xs,), (xs,))  # noqa: B023
+
+
+def test_network_gradients_through_fused_layers_match_autodiff(getkey):
+    """Two bidirectional LSTM layers with lengths: the gradients reach the inputs of the lower layer
+    through the hand-written pass (dX = dPre U) and agree with JAX's."""
+    key = getkey()
+    xs = jax.random.normal(getkey(), (B, T, I))
+    lengths = jnp.array([7, 1, 4, 6])
+    out = {}
+    for backward in ["fused", "autodiff"]:
+        net = rj.RNN(cell="lstm", hidden_size=H, num_layers=2, bidirectional=True, backward=backward)
+        params = net.init(key, I)
+        out[backward] = jax.grad(lambda p, x: jnp.sum(jnp.sin(net.apply(p, x, lengths)[0])), argnums=(0, 1))(  # noqa: B023
+            params, xs
+        )
+    for got, want in zip(jax.tree.leaves(out["fused"]), jax.tree.leaves(out["autodiff"]), strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-6)
+
+
+def test_unknown_backward_is_rejected(getkey):
+    cell = rj.cells.rnn(H)
+    params = cell.init(getkey(), I)
+    with pytest.raises(ValueError, match="backward: expected one of"):
+        rj.unroll(cell, params, jnp.zeros((B, T, I)), backward="manual")
+    with pytest.raises(ValueError, match="backward: expected one of"):
+        rj.RNN(cell="rnn", hidden_size=H, backward="manual")
