@@ -428,10 +428,11 @@ def gru(
         return params.W[: 2 * h].T, params.W[2 * h :].T  # W_rz^T, and W_hn^T as extra
 
     def combine(b_hn: Array, xp: Array, hp: Array) -> tuple[Array, Array]:
-        # ([U_r x + b_r + W_r h, U_z x + b_z + W_z h, U_n x + b_n], W_hn h + b_hn): the first in U's
-        # layout, so that its gradient is the gradient of U x + b as it stands
-        rz = xp[..., : 2 * h] + hp[..., : 2 * h]
-        return jnp.concatenate([rz, xp[..., 2 * h :]], -1), hp[..., 2 * h :] + b_hn
+        # ([U_r x + b_r + W_r h, U_z x + b_z + W_z h, U_n x + b_n], W_hn h + b_hn). The first keeps xp's
+        # layout and adds the r and z blocks of hp by a mask, not by slicing and concatenating: its
+        # gradient is then that of xp as it stands, with no copy.
+        rz = jnp.arange(3 * h) < 2 * h
+        return xp + jnp.where(rz, hp, 0), hp[..., 2 * h :] + b_hn
 
     def gate_values(pre: tuple[Array, Array]) -> dict[str, Array]:
         p_r, p_z, x_n = jnp.split(pre[0], 3, axis=-1)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
-
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -49,14 +47,22 @@ def grads(cell, params, xs, carry, backward, lengths, reverse, loss_on):
 
 @pytest.mark.parametrize("name", NAMES)
 def test_fused_equals_autodiff(name, x64, getkey):
-    """float64: every combination of lengths, reversal and what the loss reads agrees to 1e-12."""
+    """float64: with and without lengths and reversal, whatever the loss reads, agrees to 1e-12."""
     cell = make(name)
     params = cell.init(getkey(), I)
     xs = jax.random.normal(getkey(), (B, T, I), jnp.float64)
     carry = jax.tree.map(lambda c: c + 0.3, cell.initial_carry(params, (B,)))
-    options = itertools.product(
-        [None, jnp.array([7, 0, 3, 5])], [False, True], [("ys",), ("final",), ("ys", "final", "carries")]
-    )
+    lengths = jnp.array([7, 0, 3, 5])
+    everything = ("ys", "final", "carries")
+    # Each of lengths, reversal and a loss that leaves some cotangents zero (symbolic in the pass), at
+    # least once with each of the others.
+    options = [
+        (None, False, ("ys",)),
+        (None, True, everything),
+        (lengths, False, ("final",)),
+        (lengths, True, ("ys",)),
+        (lengths, False, everything),
+    ]
     for lengths, reverse, loss_on in options:
         fused = grads(cell, params, xs, carry, "fused", lengths, reverse, loss_on)
         auto = grads(cell, params, xs, carry, "autodiff", lengths, reverse, loss_on)
