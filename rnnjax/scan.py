@@ -7,7 +7,9 @@ backend runs the step's element-wise gate code markedly slower when it reads a s
 precomputed ``(time, batch, gates * hidden)`` array than when it reads the outputs of two
 small matmuls (measured: LSTM, batch 16, 500 steps, hidden 64, forward and backward 25 ms
 against 50 ms; see ``benchmarks/rnn_speed.py --hoist``). ``hoist=`` overrides the choice.
-Sequences are batch-major at the boundary and time-major inside.
+Sequences are batch-major at the boundary and time-major inside. The loop's gradient comes from the
+backward pass written by hand in :mod:`rnnjax.fused` (``backward="fused"``), or from JAX's own
+differentiation of the loop (``backward="autodiff"``, for forward mode).
 """
 
 from __future__ import annotations
