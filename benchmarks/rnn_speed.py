@@ -13,9 +13,10 @@ params (and nothing else).
 
 Before timing, the outputs and the gradients of every side are checked against ours, so the table can
 only compare equal computations. Compilation is excluded (the checks and a warm-up round run first); the
-sides then take turns, one call each per round, so that load from other processes falls on all of them
-alike; each time is the median over the rounds. Throughput is sequences x steps per second; a ratio
-above 1 means we are faster. ``report.md`` also lists the median, fastest and slowest call of each side.
+sides then take turns, one call each per round in an order that turns every round, so that load from other
+processes falls on all of them alike; each time is the median over the rounds. Throughput is sequences x
+steps per second; a ratio above 1 means we are faster. ``report.md`` also lists the median, fastest and
+slowest call of each side.
 
 Run::
 
@@ -118,17 +119,20 @@ class Row(NamedTuple):
 
 def time_interleaved(calls: dict[str, Callable[[], Any]], cfg: Config) -> dict[str, Timing]:
     """Times each call (each returns once its work is done, compiled already): a warm-up round, then
-    rounds of one call per side, so that load from other processes falls on all sides alike."""
+    rounds of one call per side, so that load from other processes falls on all sides alike. The order
+    turns by one side each round, so that no side always runs right after the same other one (PyTorch's
+    threads keep spinning for a while after its call returns)."""
     t0 = time.perf_counter()
     for call in calls.values():
         call()
     round_s = time.perf_counter() - t0
     repeats = max(cfg.min_repeats, min(cfg.repeats, int(cfg.budget_s / round_s)))
+    sides = list(calls)
     times: dict[str, list[float]] = {side: [] for side in calls}
-    for _ in range(repeats):
-        for side, call in calls.items():
+    for r in range(repeats):
+        for side in sides[r % len(sides) :] + sides[: r % len(sides)]:
             t0 = time.perf_counter()
-            call()
+            calls[side]()
             times[side].append(time.perf_counter() - t0)
     return {side: Timing(statistics.median(ts), min(ts), max(ts), repeats) for side, ts in times.items()}
 
