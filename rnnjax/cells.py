@@ -76,11 +76,16 @@ class Parts(NamedTuple):
         combine: ``combine(extra, xp, hp) -> pre``, the pre-activations that ``pointwise``
             reads (an array or a tuple of arrays), linear in all three arguments; None:
             ``xp + hp`` (the RNN, the LSTM).
+        slope: for a cell whose step is an activation of ``pre`` alone, ``a_t = f(pre_t)`` (the
+            RNN), the activation's derivative written in its output, ``f'(pre) = slope(f(pre))``
+            (tanh: ``1 - a^2``); the backward pass then reads the outputs instead of stored
+            pre-activations. None for the gated cells.
     """
 
     hidden: Callable[[Carry], Array]
     pointwise: Callable[[Carry, Any], Carry]
     combine: Callable[[Any, Array, Array], Any] | None = None
+    slope: Callable[[Array], Array] | None = None
 
     def pre(self, extra: Any, xp: Array, hp: Array) -> Any:
         """The pre-activations of one step."""
@@ -259,6 +264,8 @@ def rnn(
     """
     _check_size(hidden_size, "hidden_size")
     acts = {"tanh": jnp.tanh, "relu": jax.nn.relu, "linear": lambda z: z}
+    # f'(pre) in terms of a = f(pre): tanh' = 1 - tanh^2; ReLU' = 1 where a > 0 (0 at 0, as jax.nn.relu)
+    slopes = {"tanh": lambda a: 1 - a * a, "relu": lambda a: (a > 0).astype(a.dtype), "linear": jnp.ones_like}
     if activation not in acts:
         raise ValueError(f"activation: expected one of {tuple(acts)}, got {activation!r}")
     inits.check_input_init(input_init)
@@ -279,7 +286,7 @@ def rnn(
 
     return _make_cell(
         "rnn", RNNParams, 1, hidden_size, init,
-        lambda shape, dt: jnp.zeros((*shape, hidden_size), dt), Parts(_itself, pointwise),
+        lambda shape, dt: jnp.zeros((*shape, hidden_size), dt), Parts(_itself, pointwise, slope=slopes[activation]),
         activation=activation, input_init=input_init, recurrent_init=recurrent_init, gain=gain,
         bias=bias, dtype=dtype,
     )  # fmt: skip

@@ -17,6 +17,8 @@ exposes :class:`rnnjax.cells.Parts`; the element-wise part of each step is diffe
 Memory: the forward pass keeps every step's pre-activations ``pre_t`` (``(time, batch, 4h)`` for the
 LSTM) and the carries (the outputs). The backward loop writes ``dpre_t`` over ``pre_t`` in the same
 buffer, and cotangents that are zero (the LSTM's ``C`` when the loss reads only ``h``) stay symbolic.
+The RNN, whose step is an activation of ``pre_t`` alone, keeps no ``pre_t``: ``parts.slope`` gives the
+activation's derivative from its output, and ``dpre_t`` is written over ``a_t``.
 Measured on the CPU against ``jax.grad`` of the same loop, and against Flax, in
 ``benchmarks/rnn_speed.py``.
 
@@ -101,7 +103,8 @@ def _fwd(
 ) -> tuple[tuple[Carry, Carry], tuple[Any, ...]]:
     # symbolic_zeros: the args come as records (value, perturbed); only the values matter here.
     loop, carry, xs, mask = custom_vjp_primal_tree_values((loop, carry, xs, mask))
-    (final, carries), pres = _forward(parts, unroll, hoist, loop, carry, xs, mask, keep=True)
+    # A cell with a slope (the RNN) needs no pre-activations: its backward pass reads the outputs.
+    (final, carries), pres = _forward(parts, unroll, hoist, loop, carry, xs, mask, keep=parts.slope is None)
     return (final, carries), (loop, carry, xs, mask, carries, pres)
 
 
@@ -121,20 +124,22 @@ def _bwd(
         combine_t = lambda d_pre: (None, d_pre, d_pre)  # noqa: E731 (pre = xp + hp)
     else:
         combine_t = _transpose_combine(parts, loop, xs.shape[1:2], xs.dtype)
+    step_vjp = _step_vjp(parts)
 
-    # The first array of pre is the largest (all of it, for the RNN and the LSTM): d pre_t is written
-    # over pre_t, which is read no more, so no new (time, batch, .) buffer. The others leave the loop
-    # as new arrays: XLA:CPU copies a second buffer written in place every step (measured on the GRU).
-    first, *rest = jax.tree.leaves(pres)
-    pre_def = jax.tree.structure(pres)
+    # What the backward loop reads of each step: pre_t, or the output a_t for a cell with a slope. The
+    # first array of it is the largest (all of it but for the GRU): d pre_t is written over it, which is
+    # read no more, so no new (time, batch, .) buffer. The others leave the loop as new arrays: XLA:CPU
+    # copies a second buffer written in place every step (measured on the GRU).
+    stored = carries if parts.slope is not None else pres
+    first, *rest = jax.tree.leaves(stored)
+    stored_def = jax.tree.structure(stored)
 
     def body(acc: tuple[Carry, Array], inp: tuple[Any, ...]) -> tuple[Any, list[Array]]:
         d_carry, buffer = acc
         d_out, c_prev, m, t, rest_t = inp
         d_carry = jax.tree.map(lambda d, o: d if o is None else d + o, d_carry, d_out, is_leaf=_is_none)
-        pre = jax.tree.unflatten(pre_def, [jax.lax.dynamic_index_in_dim(buffer, t, keepdims=False), *rest_t])
-        _, vjp = jax.vjp(lambda p, c: _held(parts.pointwise(c, p), c, m), pre, c_prev)
-        d_pre, d_prev = vjp(d_carry)
+        step = jax.tree.unflatten(stored_def, [jax.lax.dynamic_index_in_dim(buffer, t, keepdims=False), *rest_t])
+        d_pre, d_prev = step_vjp(step, c_prev, m, d_carry)
         d_h = combine_t(d_pre)[2] @ W  # dh_{t-1} += d hp_t W
         d_prev = jax.tree.map(jnp.add, d_prev, jax.vjp(parts.hidden, c_prev)[1](d_h)[0])
         d_first, *d_rest = jax.tree.leaves(d_pre)
@@ -144,7 +149,7 @@ def _bwd(
     (d_carry0, d_first), d_rest = jax.lax.scan(
         body, (d_final, first), (d_carries, prev, mask, steps, rest), reverse=True, unroll=unroll
     )
-    d_pres = jax.tree.unflatten(pre_def, [d_first, *d_rest])
+    d_pres = jax.tree.unflatten(stored_def, [d_first, *d_rest])
     if parts.combine is None:
         d_extra, d_xp, d_hp = None, d_pres, d_pres
     else:
@@ -160,6 +165,28 @@ def _bwd(
     )
     d_xs = (d_xp @ loop.U_T.T).reshape(xs.shape)
     return d_loop, d_carry0, d_xs, None
+
+
+def _step_vjp(parts: Parts) -> Any:
+    """``step_vjp(stored_t, carry_{t-1}, m_t, d carry_t) -> (d pre_t, d carry_{t-1})``: the element-wise part
+    of a step differentiated, from what the forward pass stored of it."""
+    if parts.slope is None:  # stored: pre_t; jax.vjp recomputes the gates from it
+
+        def step_vjp(pre: Any, c_prev: Carry, m: Array | None, d_carry: Carry) -> tuple[Any, Carry]:
+            _, vjp = jax.vjp(lambda p, c: _held(parts.pointwise(c, p), c, m), pre, c_prev)
+            return vjp(d_carry)
+
+        return step_vjp
+
+    def slope_vjp(a: Array, c_prev: Array, m: Array | None, d_a: Array) -> tuple[Array, Array]:
+        # stored: a_t = f(pre_t), and f'(pre_t) = slope(a_t); the step does not read a_{t-1} but for
+        # the mask, which holds it at padded steps (where a_t holds it too, and d pre_t is 0).
+        d_pre = d_a * parts.slope(a)
+        if m is None:
+            return d_pre, jnp.zeros_like(d_a)
+        return jnp.where(m[:, None], d_pre, 0), jnp.where(m[:, None], 0, d_a)
+
+    return slope_vjp
 
 
 def _transpose_combine(parts: Parts, loop: Prepared, lead: tuple[int, ...], dtype: Any) -> Any:

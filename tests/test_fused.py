@@ -12,13 +12,23 @@ import rnnjax as rj
 pytestmark = pytest.mark.usefixtures("strict_dtypes")
 
 I, H, B, T = 3, 5, 4, 7
-NAMES = ["rnn", "relu", "lstm", "gru"]
+NAMES = ["rnn", "relu", "linear", "lstm", "gru"]
 
 
 def make(name):
-    if name == "relu":
-        return rj.cells.rnn(H, "relu", dtype=jnp.float64)
+    if name in ("relu", "linear"):
+        return rj.cells.rnn(H, name, dtype=jnp.float64)
     return rj.cells.make(name, H, dtype=jnp.float64)
+
+
+@pytest.mark.parametrize("activation", ["tanh", "relu", "linear"])
+def test_rnn_slope_is_the_derivative_written_in_the_output(activation, x64):
+    """The RNN's backward pass reads a_t, not pre_t: slope(f(z)) must be f'(z) as JAX differentiates f,
+    also at ReLU's kink."""
+    cell = rj.cells.rnn(H, activation, dtype=jnp.float64)
+    z = jnp.concatenate([jnp.linspace(-3.0, 3.0, 61), jnp.zeros(1)])
+    f = lambda z: cell.parts.pointwise(jnp.zeros_like(z), z)  # noqa: E731
+    np.testing.assert_allclose(cell.parts.slope(f(z)), jax.vmap(jax.grad(f))(z), rtol=1e-14, atol=1e-14)
 
 
 def weights(shape):
