@@ -64,9 +64,9 @@ class Config:
     """Shapes ``(batch, time, input, hidden)``; on the command line ``16,500,32,64 32,100,128,256``."""
     cells: tuple[str, ...] = ("lstm", "gru", "rnn")
     """Cells to compare: any of ``lstm``, ``gru``, ``rnn`` (tanh)."""
-    repeats: int = 5
+    repeats: int = 15
     """Timed calls per side after a warm-up call, interleaved across sides; the median is reported."""
-    min_repeats: int = 3
+    min_repeats: int = 5
     """Fewest timed calls per side, when ``budget_s`` would allow fewer than ``repeats``."""
     budget_s: float = 40.0
     """Seconds of timed calls per shape and cell (all sides); slow shapes get fewer repeats, not below
