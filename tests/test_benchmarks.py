@@ -46,3 +46,14 @@ def test_jacobian_speed_tiny_prints_a_table_with_a_positive_ratio(tmp_path, caps
         assert float(row[column]) > 0, column
     ratio = float(row["direct s"]) / float(row["accumulated s"])
     assert float(row["direct/accumulated"]) == pytest.approx(ratio, rel=5e-3)
+
+
+def test_rnn_speed_tiny_times_the_autodiff_backward_pass_on_request(tmp_path, load_script):
+    rnn_speed = load_script("benchmarks", "rnn_speed")
+    argv = ["--tiny", "--no-torch", "--no-flax-lstm-cell", "--cells", "lstm", "--backward", "autodiff"]
+    cfg = rj.experiment.parse_config(rnn_speed.Config, [*argv, "--out-dir", str(tmp_path)])
+
+    table = rnn_speed.main(cfg)
+
+    report = (tmp_path / "report.md").read_text()
+    assert "Our backward pass: autodiff." in report and table in report
