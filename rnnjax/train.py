@@ -10,14 +10,18 @@
 
 ``data(step) -> batch`` is a function of the step, so a resumed run sees exactly the batches the
 uninterrupted run would have seen, and its per-step keys are ``fold_in(key, step)``.
+
+A ``run_dir`` serves one ``fit`` at a time (it is locked, see :mod:`rnnjax.runlog`) and stays
+resumable after a crash at any moment: ``metrics.jsonl`` is strict JSON appended a line at a time, and a
+checkpoint is saved only for a finite state, after the log lines it stands for are on disk.
 """
 
 from __future__ import annotations
 
 import json
 import math
-import shutil
 from collections.abc import Callable
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -27,8 +31,24 @@ import numpy as np
 import optax
 from tqdm import tqdm
 
+from rnnjax import runlog
 from rnnjax.checkpoint import CheckpointError, Checkpoints
+from rnnjax.checks import check_key, check_nonnegative_int, check_positive_int, describe
+from rnnjax.runlog import RunDirLocked
 from rnnjax.types import Array, Params, PRNGKey
+
+__all__ = [
+    "CheckpointError",
+    "RunDirLocked",
+    "TrainState",
+    "TrainingDiverged",
+    "evaluate",
+    "fit",
+    "history_array",
+    "make_train_step",
+    "optimizer",
+    "param_group_norms",
+]
 
 Batch = Any
 LossFn = Callable[[Params, Batch, PRNGKey], tuple[Array, dict[str, Array]]]
@@ -48,7 +68,8 @@ class TrainState(NamedTuple):
 
 
 class TrainingDiverged(FloatingPointError):
-    """A loss or gradient became NaN or infinite; the message names the step and the quantity."""
+    """A loss, gradient norm, metric, evaluation or the updated state became NaN or infinite; the message
+    names the step and the quantity."""
 
 
 def optimizer(
@@ -155,19 +176,77 @@ def _floats(metrics: dict[str, Any]) -> dict[str, float]:
     return {k: float(v) for k, v in metrics.items()}
 
 
-def _first_bad(metrics: dict[str, float]) -> str | None:
-    for name in ("loss", "grad_norm", *metrics):
+def _first_bad(metrics: dict[str, float], first: tuple[str, ...] = ("loss", "grad_norm")) -> str | None:
+    for name in (*first, *metrics):
         if name in metrics and not math.isfinite(metrics[name]):
             return f"{name} = {metrics[name]}"
     return None
 
 
-def _read_log(path: Path, up_to: int) -> list[dict[str, Any]]:
-    """The log records up to and including step ``up_to`` (what a resumed run keeps)."""
-    if not path.exists():
-        return []
-    records = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    return [r for r in records if r["step"] <= up_to]
+def _all_finite(tree: Any) -> Array:
+    """One bool: every floating leaf of ``tree`` is finite (reduced on the device)."""
+    leaves = [jnp.isfinite(x).all() for x in jax.tree.leaves(tree) if jnp.issubdtype(jnp.result_type(x), jnp.inexact)]
+    return jnp.stack(leaves).all() if leaves else jnp.asarray(True)
+
+
+def _guarded(train_step: TrainStep) -> Callable[..., tuple[TrainState, dict[str, Array], dict[str, Array]]]:
+    """``train_step``, jitted, that also says whether the new params and opt_state are finite."""
+
+    def step(state: TrainState, batch: Batch, key: PRNGKey) -> tuple[TrainState, dict[str, Array], dict[str, Array]]:
+        new, metrics = train_step(state, batch, key)
+        return new, metrics, {"params": _all_finite(new.params), "opt_state": _all_finite(new.opt_state)}
+
+    return jax.jit(step)
+
+
+def _check_fit_args(
+    train_step: Any, data: Any, num_steps: Any, key: Any, eval_fn: Any, eval_every: Any, checkpoint_every: Any,
+    keep: Any, run_dir: Any, resume: bool, overwrite: bool,
+) -> None:  # fmt: skip
+    if not callable(train_step):
+        raise ValueError(
+            f"train_step: expected a function (state, batch, key) -> (state, metrics), got {describe(train_step)}"
+        )
+    if not callable(data):
+        raise ValueError(f"data: expected a function step -> batch, got {describe(data)}")
+    check_nonnegative_int(num_steps, "num_steps")
+    check_key(key, "key")
+    check_nonnegative_int(eval_every, "eval_every")
+    check_nonnegative_int(checkpoint_every, "checkpoint_every")
+    check_positive_int(keep, "keep")
+    if eval_fn is not None and not callable(eval_fn):
+        raise ValueError(f"eval_fn: expected a function params -> metrics or None, got {describe(eval_fn)}")
+    if eval_every and eval_fn is None:
+        raise ValueError(f"eval_fn: expected a function for eval_every={eval_every}, got None")
+    if (checkpoint_every or resume) and run_dir is None:
+        raise ValueError("run_dir: expected a directory for checkpoints (checkpoint_every or resume), got None")
+    if resume and overwrite:
+        raise ValueError("overwrite: expected False with resume=True (continue the old run or delete it, not both)")
+
+
+def _open_run(
+    stack: ExitStack, run_dir: Path, keep: int, resume: bool, overwrite: bool
+) -> tuple[Checkpoints, list[dict[str, Any]]]:
+    """Locks ``run_dir`` for the ``stack``'s life and opens its checkpoints; returns them and, on resume,
+    the log (to be cut at the checkpoint's step)."""
+    stack.enter_context(runlog.lock_run_dir(run_dir))
+    ckpt = stack.enter_context(Checkpoints(run_dir / "checkpoints", keep=keep))
+    ckpt.remove_unfinished()  # saves killed midway: no process saves here while we hold the lock
+    log = runlog.read_log(run_dir / "metrics.jsonl") if resume else []
+    if resume and not ckpt.steps:
+        diverged = [r for r in log if "diverged" in r]
+        why = f" (its run diverged at step {diverged[-1]['step']}, before the first save)" if diverged else ""
+        raise CheckpointError(
+            f"no checkpoint in {ckpt.directory}{why}: nothing to resume from; start afresh without resume=True"
+        )
+    if not resume and ckpt.steps:
+        if not overwrite:
+            raise CheckpointError(
+                f"{ckpt.directory} holds checkpoints of an earlier run: pass resume=True to continue it or "
+                f"overwrite=True to start afresh (saved steps: {ckpt.steps})"
+            )
+        ckpt.clear()
+    return ckpt, log
 
 
 def fit(
@@ -194,19 +273,25 @@ def fit(
         state: the starting state (with ``resume``, only its structure is used).
         train_step: from :func:`make_train_step`; ``fit`` jits it.
         data: ``data(step) -> batch``.
-        num_steps: the step to stop at (not a count from ``state.step``).
-        key: the run's key; step s uses ``fold_in(key, s)``.
-        run_dir: where ``metrics.jsonl`` (one JSON record per step and per evaluation) and the
-            ``checkpoints/`` go; None: keep nothing on disk.
+        num_steps: the step to stop at (not a count from ``state.step``): an int, at least the
+            starting step (``state.step``, or the checkpoint's step with ``resume``).
+        key: the run's PRNG key; step s uses ``fold_in(key, s)``.
+        run_dir: where ``metrics.jsonl`` (one strict-JSON record per step, evaluations included)
+            and the ``checkpoints/`` go; None: keep nothing on disk. ``fit`` holds an exclusive
+            lock on it (``run_dir/.lock``) while it runs.
         eval_fn: ``eval_fn(params) -> metrics``, run every ``eval_every`` steps and at the end;
             its metrics are logged with an ``eval/`` prefix.
+        eval_every: 0: only at the end (needs ``eval_fn`` when > 0).
         checkpoint_every: save every this many steps and at the end (0: only at the end);
             needs ``run_dir``.
-        keep: checkpoints kept.
+        keep: checkpoints kept (>= 1).
         resume: continue from the latest checkpoint in ``run_dir`` (an error if there is none,
-            or if it was saved with a different ``config``).
+            or if it was saved with a different ``config``); the log is cut back to the
+            checkpoint's step, dropping (with a warning) a last line torn by a crash.
         overwrite: without ``resume``, delete the checkpoints an earlier run left in ``run_dir``;
-            if False, finding any is an error (a fresh start never mixes with an old run).
+            if False, finding any is an error (a fresh start never mixes with an old run). A
+            directory with a log but no checkpoint (a run that stopped before its first save)
+            is started afresh either way.
         config: saved beside every checkpoint.
         progress: show a tqdm progress bar.
 
@@ -215,25 +300,24 @@ def fit(
         up to the checkpoint, then the new ones).
 
     Raises:
-        TrainingDiverged: a NaN or Inf loss, gradient norm or metric; the step and quantity are
-            named, and the checkpoints written before stay as they are.
+        ValueError: an argument of the wrong type or value; the message names it.
+        RunDirLocked: another process is using ``run_dir``.
+        CheckpointError: nothing to resume from, a different config, or an earlier run's
+            checkpoints without ``resume`` or ``overwrite``.
+        TrainingDiverged: a NaN or Inf loss, gradient norm, metric, evaluation metric
+            (``eval/<name>``), or in the updated params or opt_state; the step and quantity are
+            named in the message and in a last ``{"step", "diverged"}`` log record. That step's
+            state is never saved; the checkpoints written before stay as they are.
     """
+    _check_fit_args(train_step, data, num_steps, key, eval_fn, eval_every, checkpoint_every, keep, run_dir, resume,
+                    overwrite)  # fmt: skip
     run_dir = None if run_dir is None else Path(run_dir)
     config = json.loads(json.dumps(config or {}))  # what JSON gives back, to compare on resume
-    if (checkpoint_every or resume) and run_dir is None:
-        raise ValueError("run_dir: expected a directory for checkpoints (checkpoint_every or resume), got None")
-    if run_dir is not None and not resume and (run_dir / "checkpoints").exists():
-        if not overwrite:
-            raise CheckpointError(
-                f"{run_dir / 'checkpoints'} holds checkpoints of an earlier run: pass resume=True to continue "
-                "it or overwrite=True to start afresh"
-            )
-        shutil.rmtree(run_dir / "checkpoints")
-    ckpt = None if run_dir is None else Checkpoints(run_dir / "checkpoints", keep=keep)
-    log_path = None if run_dir is None else run_dir / "metrics.jsonl"
     history: list[dict[str, Any]] = []
-    bar = None
-    try:
+    ckpt = log = None
+    with ExitStack() as stack:
+        if run_dir is not None:
+            ckpt, history = _open_run(stack, run_dir, keep, resume, overwrite)
         if resume:
             state, saved = ckpt.restore(state)
             if saved != config:
@@ -241,45 +325,55 @@ def fit(
                 raise CheckpointError(
                     f"config: the checkpoint in {ckpt.directory} was saved with other values of {changed}"
                 )
-            history = _read_log(log_path, int(state.step))
-        if log_path is not None:
-            log_path.parent.mkdir(parents=True, exist_ok=True)
-            log_path.write_text("".join(json.dumps(r) + "\n" for r in history))
-        step_fn = jax.jit(train_step)
+            history = [r for r in history if r["step"] <= int(state.step)]
         start = int(state.step)
+        if num_steps < start:
+            where = f"the step of the checkpoint in {ckpt.directory}" if resume else "state.step"
+            raise ValueError(f"num_steps: expected at least {start} ({where}), got {num_steps}")
+        if run_dir is not None:
+            log = stack.enter_context(runlog.start_log(run_dir / "metrics.jsonl", history))
+        step_fn = _guarded(train_step)
         bar = tqdm(range(start, num_steps), initial=start, total=num_steps, desc=description, disable=not progress)
+        stack.callback(bar.close)  # also when diverged: the message is not printed into a half-drawn bar
 
         def record(entry: dict[str, Any]) -> None:
             history.append(entry)
-            if log_path is not None:
-                with log_path.open("a") as f:
-                    f.write(json.dumps(entry) + "\n")
+            if log is not None:
+                runlog.append_record(log, entry)
+
+        def diverged(step: int, bad: str) -> TrainingDiverged:
+            record({"step": step, "diverged": bad})
+            last = None if ckpt is None else ckpt.latest_step
+            if ckpt is None:
+                where = ""
+            elif last is None:
+                where = f", no checkpoint saved yet in {ckpt.directory} (start afresh: resume has nothing to resume)"
+            else:
+                where = f", last good checkpoint: step {last} in {ckpt.directory}"
+            return TrainingDiverged(f"step {step}: {bad}; training stopped{where}")
 
         for step in bar:
-            new_state, metrics = step_fn(state, data(step), jax.random.fold_in(key, step))
+            new_state, metrics, finite = step_fn(state, data(step), jax.random.fold_in(key, step))
             metrics = _floats(metrics)
-            bad = _first_bad(metrics)
-            if bad is not None:
-                record({"step": step + 1, "diverged": bad})
-                last = None if ckpt is None else ckpt.latest_step
-                raise TrainingDiverged(
-                    f"step {step + 1}: {bad}; training stopped"
-                    + (f", last good checkpoint: step {last} in {ckpt.directory}" if last is not None else "")
-                )
-            state = new_state
+            finite = jax.device_get(finite)
             done = step + 1
+            bad = _first_bad(metrics)
+            if bad is None:
+                bad = next((f"{name}: NaN or Inf after the update" for name, ok in finite.items() if not ok), None)
+            if bad is not None:
+                raise diverged(done, bad)
+            state = new_state
             entry = {"step": done, **metrics}
             if eval_fn is not None and ((eval_every and done % eval_every == 0) or done == num_steps):
-                entry |= {f"eval/{k}": v for k, v in _floats(eval_fn(state.params)).items()}
+                evals = {f"eval/{k}": v for k, v in _floats(eval_fn(state.params)).items()}
+                if (bad := _first_bad(evals, ())) is not None:
+                    raise diverged(done, bad)
+                entry |= evals
             record(entry)
             bar.set_postfix(loss=f"{metrics['loss']:.4g}")
             if ckpt is not None and ((checkpoint_every and done % checkpoint_every == 0) or done == num_steps):
+                runlog.sync_log(log)  # the steps this checkpoint stands for are on disk before it
                 ckpt.save(done, state, config)
-    finally:
-        if bar is not None:
-            bar.close()  # also when diverged: the message is not printed into a half-drawn bar
-        if ckpt is not None:
-            ckpt.close()
     return state, history
 
 

@@ -1,4 +1,4 @@
-"""Checkpoints: round trips, keep-last-N, and clear errors instead of silent fresh starts."""
+"""Checkpoints: round trips, keep-last-N, saves killed midway, and clear errors instead of silent fresh starts."""
 
 from __future__ import annotations
 
@@ -7,7 +7,9 @@ import shutil
 import chex
 import jax
 import jax.numpy as jnp
+import numpy as np
 import pytest
+from orbax.checkpoint._src.path import atomicity
 
 import rnnjax as rj
 from rnnjax.checkpoint import CheckpointError, Checkpoints
@@ -55,6 +57,62 @@ def test_missing_and_corrupt_checkpoints_raise(tmp_path):
         ckpt.restore(state())
 
 
-def test_keep_must_be_positive(tmp_path):
-    with pytest.raises(ValueError, match="keep: expected at least 1"):
-        Checkpoints(tmp_path, keep=0)
+@pytest.mark.parametrize("keep", [0, -1, True, 2.0, "3"])
+def test_keep_must_be_a_positive_int(tmp_path, keep):
+    with pytest.raises(ValueError, match="keep: expected a positive int"):
+        Checkpoints(tmp_path, keep=keep)
+
+
+def test_steps_must_be_non_negative_ints(tmp_path):
+    with Checkpoints(tmp_path) as ckpt:
+        for step in (-1, 1.5, True, jnp.zeros(2, jnp.int32), jnp.float32(1)):
+            with pytest.raises(ValueError, match="step: expected an int >= 0"):
+                ckpt.save(step, state())
+        with pytest.raises(ValueError, match="step: expected an int >= 0"):
+            ckpt.restore(state(), step="1")
+        s = state()._replace(step=jnp.array(3, jnp.int32))
+        ckpt.save(s.step, s)  # a 0-d integer array, as TrainState.step, is a step
+        ckpt.save(np.int64(4), s)
+        assert ckpt.steps == [3, 4]
+
+
+def test_a_non_finite_state_is_never_saved(tmp_path):
+    s = state()
+    bad = s._replace(params=jax.tree.map(lambda x: x.at[0].set(jnp.inf), s.params))
+    with Checkpoints(tmp_path) as ckpt:
+        with pytest.raises(ValueError, match=r"state.*expected finite values, got inf"):
+            ckpt.save(1, bad)
+        assert ckpt.steps == []
+
+
+class Killed(BaseException):
+    """Stands for SIGKILL: nothing after it runs, in orbax or in our code."""
+
+
+def kill_before_commit(monkeypatch):
+    """The next save dies after writing its files and before orbax renames them into place."""
+
+    async def finalize(self):
+        raise Killed
+
+    monkeypatch.setattr(atomicity.AtomicRenameTemporaryPath, "finalize", finalize)
+
+
+def test_a_save_killed_midway_is_never_restored_and_can_be_removed(tmp_path, monkeypatch):
+    with Checkpoints(tmp_path) as ckpt:
+        ckpt.save(1, state(1))
+        kill_before_commit(monkeypatch)
+        with pytest.raises(Killed):
+            ckpt.save(2, state(2))
+        monkeypatch.undo()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["1", "2.orbax-checkpoint-tmp"]  # orbax 0.12's name
+    with Checkpoints(tmp_path) as ckpt:
+        assert ckpt.steps == [1] and ckpt.unfinished() == [tmp_path / "2.orbax-checkpoint-tmp"]
+        restored, _ = ckpt.restore(state())
+        chex.assert_trees_all_equal(restored, state(1))
+        assert ckpt.remove_unfinished() == [tmp_path / "2.orbax-checkpoint-tmp"]
+        assert ckpt.unfinished() == []
+        ckpt.save(2, state(2))
+        assert ckpt.steps == [1, 2]
+        ckpt.clear()
+        assert ckpt.steps == [] and ckpt.latest_step is None

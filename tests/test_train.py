@@ -10,6 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
+from orbax.checkpoint._src.path import atomicity
 
 import rnnjax as rj
 from rnnjax.checkpoint import CheckpointError
@@ -193,3 +194,174 @@ def test_evaluate_averages_over_batches():
     assert out == {"x": 6.0}
     with pytest.raises(ValueError, match="batches: expected at least one batch"):
         rj.train.evaluate(lambda p, b: {}, 1.0, [])
+
+
+def poison(train_step, field, at):
+    """``train_step`` whose new ``field`` (params or opt_state) is NaN from the state of step ``at`` on."""
+
+    def step(state, batch, key):
+        new, metrics = train_step(state, batch, key)
+        floating = lambda x: jnp.issubdtype(x.dtype, jnp.floating)  # noqa: E731
+        bad = jax.tree.map(lambda x: jnp.where(new.step >= at, jnp.nan, x) if floating(x) else x, getattr(new, field))
+        return new._replace(**{field: bad}), metrics
+
+    return step
+
+
+def strict_records(path):
+    def refuse(name):
+        raise AssertionError(f"{path} holds {name}, which is not JSON")
+
+    return [json.loads(line, parse_constant=refuse) for line in path.read_text().splitlines()]
+
+
+@pytest.mark.parametrize("field", ["params", "opt_state"])
+def test_nan_guard_checks_the_updated_state_before_it_is_kept(tmp_path, field):
+    state, step = make()
+    with pytest.raises(TrainingDiverged, match=rf"step 3: {field}: NaN or Inf.*last good checkpoint: step 2"):
+        rj.train.fit(
+            state, poison(step, field, 3), data, 6, key=jax.random.key(1), run_dir=tmp_path, checkpoint_every=1,
+            progress=False,
+        )  # fmt: skip
+    with rj.checkpoint.Checkpoints(tmp_path / "checkpoints") as ckpt:
+        assert ckpt.steps == [1, 2]
+        restored, _ = ckpt.restore(state)
+    assert all(np.isfinite(x).all() for x in jax.tree.leaves(restored))
+    last = strict_records(tmp_path / "metrics.jsonl")[-1]
+    assert last == {"step": 3, "diverged": f"{field}: NaN or Inf after the update"}
+
+
+def test_nan_in_an_evaluation_is_divergence_and_the_log_stays_strict_json(tmp_path):
+    state, step = make()
+    calls = []
+
+    def eval_fn(params):
+        calls.append(1)
+        return {"loss": 0.5 if len(calls) == 1 else float("nan")}
+
+    with pytest.raises(TrainingDiverged, match=r"step 4: eval/loss = nan.*last good checkpoint: step 2"):
+        rj.train.fit(
+            state, step, data, 6, key=jax.random.key(1), run_dir=tmp_path, eval_fn=eval_fn, eval_every=2,
+            checkpoint_every=2, progress=False,
+        )  # fmt: skip
+    records = strict_records(tmp_path / "metrics.jsonl")
+    assert [r["step"] for r in records] == [1, 2, 3, 4] and records[1]["eval/loss"] == 0.5
+    assert records[-1] == {"step": 4, "diverged": "eval/loss = nan"}
+    with rj.checkpoint.Checkpoints(tmp_path / "checkpoints") as ckpt:
+        assert ckpt.steps == [2]
+
+
+def test_resume_drops_a_torn_last_log_line_and_refuses_damage_before_it(tmp_path):
+    state, step = make()
+    key = jax.random.key(1)
+    rj.train.fit(state, step, data, 4, key=key, run_dir=tmp_path, checkpoint_every=2, progress=False)
+    log = tmp_path / "metrics.jsonl"
+    lines = log.read_text().splitlines()
+    log.write_text("\n".join(lines) + '\n{"step": 5, "lo')  # killed while appending step 5
+    with pytest.warns(RuntimeWarning, match="line 5: dropped an incomplete last record"):
+        _, history = rj.train.fit(
+            state, step, data, 6, key=key, run_dir=tmp_path, checkpoint_every=2, resume=True, progress=False
+        )
+    assert [r["step"] for r in history] == [1, 2, 3, 4, 5, 6]
+    assert strict_records(log) == history
+    log.write_text(log.read_text().replace('{"step": 3,', '{"step": 3, "loss": NaN, "x":'))
+    with pytest.raises(rj.runlog.RunLogError, match=rf"{log}, line 3: not a record"):
+        rj.train.fit(state, step, data, 8, key=key, run_dir=tmp_path, resume=True, progress=False)
+
+
+def test_fit_refuses_a_run_dir_another_process_holds(tmp_path):
+    state, step = make()
+    key = jax.random.key(1)
+    rj.train.fit(state, step, data, 2, key=key, run_dir=tmp_path, progress=False)
+    before = (tmp_path / "metrics.jsonl").read_text()
+    # The holder is this process through another open file: flock treats it as a second process;
+    # tests/test_runlog.py holds the lock from a real second process.
+    with rj.runlog.lock_run_dir(tmp_path), pytest.raises(rj.train.RunDirLocked, match=f"{tmp_path} is in use by"):
+        rj.train.fit(state, step, data, 2, key=key, run_dir=tmp_path, overwrite=True, progress=False)
+    assert (tmp_path / "metrics.jsonl").read_text() == before
+    with rj.checkpoint.Checkpoints(tmp_path / "checkpoints") as ckpt:
+        assert ckpt.steps == [2]
+
+
+def test_divergence_before_the_first_checkpoint_leaves_a_directory_that_starts_afresh(tmp_path):
+    state, step = make()
+    key = jax.random.key(1)
+
+    def poisoned(s):
+        xs, ys = data(s)
+        return (np.full_like(xs, np.nan), ys) if s == 1 else (xs, ys)
+
+    with pytest.raises(TrainingDiverged, match="step 2: loss = nan; training stopped, no checkpoint saved yet"):
+        rj.train.fit(state, step, poisoned, 6, key=key, run_dir=tmp_path, checkpoint_every=5, progress=False)
+    with pytest.raises(CheckpointError, match="diverged at step 2, before the first save.*without resume=True"):
+        rj.train.fit(state, step, data, 6, key=key, run_dir=tmp_path, resume=True, progress=False)
+    _, history = rj.train.fit(state, step, data, 3, key=key, run_dir=tmp_path, progress=False)
+    assert [r["step"] for r in history] == [1, 2, 3] == [r["step"] for r in strict_records(tmp_path / "metrics.jsonl")]
+
+
+class Killed(BaseException):
+    """Stands for SIGKILL: nothing after it runs, in orbax or in ``fit``."""
+
+
+def kill_before_commit(monkeypatch):
+    """Every save dies after writing its files and before orbax renames them into place (as in test_checkpoint)."""
+
+    async def finalize(self):
+        raise Killed
+
+    monkeypatch.setattr(atomicity.AtomicRenameTemporaryPath, "finalize", finalize)
+
+
+def test_a_checkpoint_save_killed_midway_is_cleaned_and_not_an_earlier_run(tmp_path, monkeypatch):
+    state, step = make()
+    key = jax.random.key(1)
+    kill_before_commit(monkeypatch)
+    with pytest.raises(Killed):
+        rj.train.fit(state, step, data, 4, key=key, run_dir=tmp_path, checkpoint_every=2, progress=False)
+    monkeypatch.undo()
+    assert [p.name for p in (tmp_path / "checkpoints").iterdir()] == ["2.orbax-checkpoint-tmp"]
+    with pytest.raises(CheckpointError, match="no checkpoint in"):
+        rj.train.fit(state, step, data, 4, key=key, run_dir=tmp_path, resume=True, progress=False)
+    _, history = rj.train.fit(state, step, data, 4, key=key, run_dir=tmp_path, checkpoint_every=2, progress=False)
+    assert len(history) == 4
+    assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["2", "4"]
+
+
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [
+        (dict(num_steps=-1), "num_steps: expected an int >= 0"),
+        (dict(num_steps=3.0), "num_steps: expected an int >= 0"),
+        (dict(num_steps=True), "num_steps: expected an int >= 0"),
+        (dict(checkpoint_every=-1), "checkpoint_every: expected an int >= 0"),
+        (dict(checkpoint_every=1.5), "checkpoint_every: expected an int >= 0"),
+        (dict(eval_every=True, eval_fn=lambda p: {}), "eval_every: expected an int >= 0"),
+        (dict(keep=0), "keep: expected a positive int"),
+        (dict(keep=2.0), "keep: expected a positive int"),
+        (dict(eval_every=2), "eval_fn: expected a function for eval_every=2, got None"),
+        (dict(eval_fn="loss"), "eval_fn: expected a function"),
+        (dict(key=0), "key: expected a PRNG key"),
+        (dict(key=jnp.zeros(2)), "key: expected a PRNG key"),
+        (dict(data=[1, 2]), "data: expected a function"),
+        (dict(train_step=None), "train_step: expected a function"),
+        (dict(resume=True, overwrite=True), "overwrite: expected False with resume=True"),
+    ],
+)
+def test_fit_argument_errors(tmp_path, kwargs, match):
+    state, step = make()
+    args = dict(train_step=step, data=data, num_steps=3, key=jax.random.key(1), run_dir=tmp_path) | kwargs
+    with pytest.raises(ValueError, match=match):
+        rj.train.fit(state, progress=False, **args)
+    assert not (tmp_path / "metrics.jsonl").exists()
+
+
+def test_num_steps_before_the_start_is_an_error(tmp_path):
+    state, step = make()
+    key = jax.random.key(1)
+    with pytest.raises(ValueError, match=r"num_steps: expected at least 5 \(state.step\), got 3"):
+        rj.train.fit(state._replace(step=jnp.array(5, jnp.int32)), step, data, 3, key=key, progress=False)
+    rj.train.fit(state, step, data, 6, key=key, run_dir=tmp_path, progress=False)
+    with pytest.raises(ValueError, match=r"num_steps: expected at least 6 \(the step of the checkpoint in .*\), got 4"):
+        rj.train.fit(state, step, data, 4, key=key, run_dir=tmp_path, resume=True, progress=False)
+    final, history = rj.train.fit(state, step, data, 6, key=key, run_dir=tmp_path, resume=True, progress=False)
+    assert int(final.step) == 6 and len(history) == 6  # resuming a finished run at its end is a no-op
