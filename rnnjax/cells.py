@@ -39,8 +39,14 @@ import jax
 import jax.numpy as jnp
 
 from rnnjax import init as inits
+from rnnjax.checks import check_finite_tree, check_float, check_key, check_positive_int
 from rnnjax.params import GRUParams, LSTMParams, LSTMState, RNNParams
 from rnnjax.types import Array, Carry, Params, PRNGKey
+
+__all__ = [
+    "CELLS", "Cell", "GRUParams", "LSTMParams", "LSTMState", "Parts", "Prepared", "RNNParams", "gru", "irnn", "lstm",
+    "make", "rnn",
+]  # fmt: skip
 
 
 class Prepared(NamedTuple):
@@ -135,8 +141,26 @@ class Cell(NamedTuple):
 
 
 def _check_size(value: int, name: str) -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ValueError(f"{name}: expected a positive int, got {value!r}")
+    check_positive_int(value, name)
+
+
+def _check_options(options: dict[str, Any]) -> None:
+    """The factories' numeric options: a finite ``gain > 0``, finite biases, ``chrono`` None or > 2, and
+    a floating ``dtype``."""
+    if "gain" in options:
+        check_float(options["gain"], "gain", low=0.0, low_open=True)
+    for name in ("bias", "forget_bias"):
+        if name in options:
+            check_float(options[name], name)
+    if options.get("chrono") is not None:
+        check_float(options["chrono"], "chrono", low=2.0, low_open=True)
+    if "dtype" in options:
+        try:
+            floating = jnp.issubdtype(jnp.dtype(options["dtype"]), jnp.floating)
+        except TypeError:
+            floating = False
+        if not floating:
+            raise ValueError(f"dtype: expected a floating dtype such as jnp.float32, got {options['dtype']!r}")
 
 
 def _check_params(params: Any, cls: type, num_gates: int, hidden_size: int, has_b_hn: bool = False) -> None:
@@ -161,12 +185,31 @@ def _check_params(params: Any, cls: type, num_gates: int, hidden_size: int, has_
 
 def _check_x(x: Array, input_size: int, param_dtype: Any, name: str = "x") -> None:
     if jnp.ndim(x) < 1 or jnp.shape(x)[-1] != input_size:
-        raise ValueError(f"{name}: expected last axis of size input_size={input_size}, got shape {jnp.shape(x)}")
+        raise ValueError(
+            f"{name}: expected {input_size} features on the last axis (the params' input_size), got shape "
+            f"{jnp.shape(x)}"
+        )
     dtype = jnp.result_type(x)
     if not jnp.issubdtype(dtype, jnp.floating):
         raise ValueError(f"{name}: expected a floating dtype, got {dtype}")
     if dtype != param_dtype:
-        raise ValueError(f"{name}: expected the params' dtype {param_dtype}, got {dtype}")
+        raise ValueError(
+            f"{name}: expected the params' dtype {param_dtype}, got {dtype} (cast it with .astype({param_dtype}) "
+            f"or build the cell with dtype={dtype})"
+        )
+
+
+def _check_step_carry(carry: Carry, expected: Carry) -> None:
+    """``carry`` has the structure, shapes and dtypes of ``expected`` (the zero carry for x's batch)."""
+    got, want = jax.tree.structure(carry), jax.tree.structure(expected)
+    if got != want:
+        raise ValueError(f"carry: expected structure {want} (from cell.initial_carry), got {got}")
+    for g, w in zip(jax.tree.leaves(carry), jax.tree.leaves(expected), strict=True):
+        if jnp.shape(g) != w.shape:
+            raise ValueError(f"carry: expected arrays of shape {w.shape} (x's batch, hidden), got {jnp.shape(g)}")
+        if jnp.result_type(g) != w.dtype:
+            raise ValueError(f"carry: expected the params' dtype {w.dtype}, got {jnp.result_type(g)}")
+    check_finite_tree(carry, "carry")
 
 
 def _make_cell(
@@ -216,14 +259,28 @@ def _make_cell(
 
     def initial_carry(params: Params, batch_shape: tuple[int, ...] = ()) -> Carry:
         _check_params(params, cls, num_gates, hidden_size, has_b_hn)
+        if isinstance(batch_shape, int) and not isinstance(batch_shape, bool):
+            batch_shape = (batch_shape,)
+        if not isinstance(batch_shape, tuple | list) or not all(isinstance(b, int) and b >= 0 for b in batch_shape):
+            raise ValueError(f"batch_shape: expected a tuple of sizes such as (batch,), got {batch_shape!r}")
         return zero_carry(tuple(batch_shape), params.W.dtype)
 
     def step(params: Params, carry: Carry, x: Array) -> tuple[Carry, Array]:
         loop = prepare(params)
-        return recur(loop, carry, project(loop, x, "x"))
+        xp = project(loop, x, "x")
+        _check_step_carry(carry, initial_carry(params, jnp.shape(x)[:-1]))
+        check_finite_tree(params, "params")
+        check_finite_tree(x, "x")
+        return recur(loop, carry, xp)
 
+    def checked_init(key: PRNGKey, input_size: int) -> Params:
+        check_key(key)
+        check_positive_int(input_size, "input_size")
+        return init(key, input_size)
+
+    _check_options(options)
     return Cell(
-        init, initial_carry, step, project, prepare, recur, name, hidden_size, num_gates,
+        checked_init, initial_carry, step, project, prepare, recur, name, hidden_size, num_gates,
         tuple(sorted(options.items())), gates, parts,
     )  # fmt: skip
 
@@ -477,6 +534,6 @@ CELLS: dict[str, Callable[..., Cell]] = {"rnn": rnn, "irnn": irnn, "lstm": lstm,
 
 def make(name: str, hidden_size: int, **options: Any) -> Cell:
     """A cell by name: ``"rnn"``, ``"irnn"``, ``"lstm"`` or ``"gru"``, with its options."""
-    if name not in CELLS:
+    if not isinstance(name, str) or name not in CELLS:
         raise ValueError(f"cell: expected one of {tuple(CELLS)}, got {name!r}")
     return CELLS[name](hidden_size, **options)

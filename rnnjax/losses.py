@@ -5,6 +5,11 @@ outputs: ``(batch, time)``, or ``(batch,)`` for one output per sequence) of 0/1 
 masked steps contribute nothing to the value or its gradient. ``reduction="mean"`` averages
 over the valid steps (not over the padded array), ``"sum"`` adds them, ``"none"`` returns the
 per-step losses with zeros where masked.
+
+Class labels must lie in ``[0, classes)`` at every valid step (masked steps may hold anything, e.g.
+``-100`` as padding). Where the labels are known a label outside raises; under ``jit`` it cannot be
+checked, and that step's loss (and the mean over it) is NaN, which ``rj.train.fit`` stops at,
+instead of scoring a wrong class silently (``-1`` would index the last class).
 """
 
 from __future__ import annotations
@@ -13,15 +18,39 @@ import math
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from rnnjax.types import Array
+
+from rnnjax.checks import check_nonnegative_int, is_concrete
+
+__all__ = [
+    "REDUCTIONS", "accuracy", "bits_per_character", "cross_entropy", "mask_from_lengths", "mse", "perplexity",
+    "softmax_squared_error",
+]  # fmt: skip
 
 REDUCTIONS = ("mean", "sum", "none")
 
 
 def mask_from_lengths(lengths: Array, time: int, dtype=jnp.float32) -> Array:
-    """``(batch, time)`` with ones in each row's first ``lengths[b]`` steps."""
-    return (jnp.arange(time)[None, :] < jnp.asarray(lengths)[:, None]).astype(dtype)
+    """The mask the losses take, from right-padded lengths.
+
+    Args:
+        lengths: ``(batch,)`` valid steps per row, as given to ``rj.unroll`` or ``RNN.apply``.
+        time: the padded length, ``xs.shape[1]``.
+        dtype: of the mask.
+
+    Returns:
+        ``(batch, time)`` with ones in each row's first ``lengths[b]`` steps, zeros after.
+
+    Example:
+        >>> mask_from_lengths(jnp.array([3, 1]), 4)   # [[1, 1, 1, 0], [1, 0, 0, 0]]
+    """
+    time = check_nonnegative_int(time, "time")
+    lengths = jnp.asarray(lengths)
+    if lengths.ndim != 1 or not jnp.issubdtype(lengths.dtype, jnp.integer):
+        raise ValueError(f"lengths: expected integer lengths of shape (batch,), got {lengths.dtype}{lengths.shape}")
+    return (jnp.arange(time, dtype=lengths.dtype)[None, :] < lengths[:, None]).astype(dtype)
 
 
 def _check(outputs: Array, targets: Array, mask: Array | None, classes: bool) -> Array:
@@ -36,10 +65,38 @@ def _check(outputs: Array, targets: Array, mask: Array | None, classes: bool) ->
     if not classes and targets.dtype != outputs.dtype:
         raise ValueError(f"targets: expected the dtype of the predictions, {outputs.dtype}, got {targets.dtype}")
     if mask is None:
+        if classes:
+            _check_label_values(targets, None, outputs.shape[-1])
         return jnp.ones(steps, outputs.dtype)
     if tuple(mask.shape) != steps:
         raise ValueError(f"mask: expected shape {steps} (the step axes), got {tuple(mask.shape)}")
-    return jnp.asarray(mask, outputs.dtype)
+    mask = jnp.asarray(mask, outputs.dtype)
+    if classes:
+        _check_label_values(targets, mask, outputs.shape[-1])
+    return mask
+
+
+def _check_label_values(labels: Array, mask: Array | None, classes: int) -> None:
+    """Labels in ``[0, classes)`` at the valid steps, where the values are known."""
+    if not (is_concrete(labels) and (mask is None or is_concrete(mask))):
+        return
+    values = np.asarray(labels)
+    bad = (values < 0) | (values >= classes)
+    if mask is not None:
+        bad &= np.asarray(mask) > 0
+    if bad.any():
+        at = tuple(int(i) for i in np.argwhere(bad)[0])
+        raise ValueError(
+            f"labels: expected classes in [0, {classes}) at valid steps, got {values[at]} at index {at} "
+            "(mask padded steps with mask=, e.g. rj.losses.mask_from_lengths)"
+        )
+
+
+def _labels_in_range(labels: Array, classes: int) -> tuple[Array, Array]:
+    """``(labels that index safely, ok)``: out-of-range labels (only traced ones get here) become 0 and
+    ``ok`` False, so the caller can give those steps NaN instead of a wrong class's score."""
+    ok = (labels >= 0) & (labels < classes)
+    return jnp.where(ok, labels, 0), ok
 
 
 def _sanitize(x: Array, mask: Array) -> Array:
@@ -69,18 +126,20 @@ def cross_entropy(logits: Array, labels: Array, mask: Array | None = None, reduc
     """
     m = _check(logits, labels, mask, classes=True)
     logits = _sanitize(logits, m)
+    labels, ok = _labels_in_range(labels, logits.shape[-1])
     logp = jax.nn.log_softmax(logits, axis=-1)
     nll = -jnp.take_along_axis(logp, labels[..., None], axis=-1)[..., 0]
-    return _reduce(nll, m, reduction)
+    return _reduce(jnp.where(ok, nll, jnp.nan), m, reduction)
 
 
 def softmax_squared_error(logits: Array, labels: Array, mask: Array | None = None, reduction: str = "mean") -> Array:
     """The textbook's squared error on the softmax output: ``sum_k (softmax(o_t)_k - [k == y_t])^2``."""
     m = _check(logits, labels, mask, classes=True)
     logits = _sanitize(logits, m)
+    labels, ok = _labels_in_range(labels, logits.shape[-1])
     p = jax.nn.softmax(logits, axis=-1)
     onehot = jax.nn.one_hot(labels, logits.shape[-1], dtype=p.dtype)
-    return _reduce(((p - onehot) ** 2).sum(-1), m, reduction)
+    return _reduce(jnp.where(ok, ((p - onehot) ** 2).sum(-1), jnp.nan), m, reduction)
 
 
 def mse(predictions: Array, targets: Array, mask: Array | None = None, reduction: str = "mean") -> Array:
@@ -99,8 +158,9 @@ def mse(predictions: Array, targets: Array, mask: Array | None = None, reduction
 def accuracy(logits: Array, labels: Array, mask: Array | None = None) -> Array:
     """Share of valid steps whose arg-max class equals the label."""
     m = _check(logits, labels, mask, classes=True)
+    labels, ok = _labels_in_range(labels, logits.shape[-1])
     hits = (jnp.argmax(logits, axis=-1) == labels).astype(logits.dtype)
-    return _reduce(hits, m, "mean")
+    return _reduce(jnp.where(ok, hits, jnp.nan), m, "mean")
 
 
 def perplexity(logits: Array, labels: Array, mask: Array | None = None) -> Array:

@@ -20,7 +20,8 @@ import jax
 import jax.numpy as jnp
 
 from rnnjax import cells
-from rnnjax.scan import BACKWARDS, check_carry, check_lengths, check_xs, unroll_unchecked
+from rnnjax.checks import check_finite_tree, check_key, check_positive_int, check_probability, describe
+from rnnjax.scan import BACKWARDS, check_carry, check_input_size, check_inputs, unroll_unchecked
 from rnnjax.types import Array, Carry, Lengths, Params, PRNGKey, Xs, Ys
 
 NetParams = tuple[tuple[Params, ...], ...]
@@ -62,10 +63,12 @@ class RNN:
             raise ValueError(f"cell: expected one of {tuple(cells.CELLS)} or a Cell, got {self.cell!r}")
         elif self.hidden_size is None:
             raise ValueError("hidden_size: expected a positive int with a cell given by name, got None")
-        if not isinstance(self.num_layers, int) or self.num_layers < 1:
-            raise ValueError(f"num_layers: expected a positive int, got {self.num_layers!r}")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"dropout: expected a probability in [0, 1), got {self.dropout!r}")
+        else:
+            check_positive_int(self.hidden_size, "hidden_size")
+        check_positive_int(self.num_layers, "num_layers")
+        check_probability(self.dropout, "dropout")
+        if not isinstance(self.bidirectional, bool):
+            raise ValueError(f"bidirectional: expected True or False, got {describe(self.bidirectional)}")
         if self.backward not in BACKWARDS:
             raise ValueError(f"backward: expected one of {BACKWARDS}, got {self.backward!r}")
 
@@ -86,7 +89,14 @@ class RNN:
         return self.hidden_size * self.num_directions
 
     def init(self, key: PRNGKey, input_size: int) -> NetParams:
-        """Params ``[layer][direction]``, each direction drawn from its own key."""
+        """Params ``[layer][direction]``, each direction drawn from its own key.
+
+        ``params[l][0]`` is layer l's forward direction and ``params[l][1]`` its backward one; in
+        torch's ``h_n`` (``(num_layers * num_directions, batch, hidden)``) they are rows
+        ``l * num_directions + d`` (see :func:`rnnjax.interop.to_torch`).
+        """
+        check_key(key)
+        check_positive_int(input_size, "input_size")
         keys = jax.random.split(key, (self.num_layers, self.num_directions))
         cell = self.step_cell
         return tuple(
@@ -127,13 +137,17 @@ class RNN:
             carries ``[layer][direction]``.
         """
         self._check_params(params)
-        xs = check_xs(xs)
-        lengths = check_lengths(lengths, xs.shape[0], xs.shape[1])
+        xs, lengths = check_inputs(xs, lengths)
+        self._check_layers(params, xs)
         if carry is not None:
             check_carry(carry, self.initial_carry(params, xs.shape[0]))
+        if not isinstance(train, bool):
+            raise ValueError(f"train: expected True or False, got {describe(train)}")
         use_dropout = train and self.dropout > 0.0
         if use_dropout and key is None:
             raise ValueError(f"key: expected a PRNG key for dropout={self.dropout} in training, got None")
+        if key is not None:
+            check_key(key)
         cell = self.step_cell
         finals = []
         for layer, layer_params in enumerate(params):
@@ -148,6 +162,30 @@ class RNN:
             xs = outs[0] if len(outs) == 1 else jnp.concatenate(outs, axis=-1)
             finals.append(tuple(layer_finals))
         return xs, tuple(finals)
+
+    def _check_layers(self, params: NetParams, xs: Array) -> None:
+        """Each layer's params fit the cell, the features that layer reads, and the dtype of xs."""
+        cell = self.step_cell
+        for layer, layer_params in enumerate(params):
+            for d, p in enumerate(layer_params):
+                name = f"params[{layer}][{d}]"
+                try:
+                    cell.prepare(p)
+                except ValueError as e:
+                    raise ValueError(f"{name}: {e}") from None
+                if layer == 0:
+                    check_input_size(p, xs, name)
+                elif p.U.shape[1] != self.output_size:
+                    raise ValueError(
+                        f"{name}.U: expected shape ({p.U.shape[0]}, {self.output_size}) to read layer {layer - 1}'s "
+                        f"outputs (hidden_size * num_directions = {self.output_size}), got {p.U.shape}"
+                    )
+                if p.U.dtype != xs.dtype:
+                    raise ValueError(
+                        f"xs: expected the params' dtype {p.U.dtype}, got {xs.dtype} (cast xs with "
+                        f".astype({p.U.dtype}) or build the cell with dtype={xs.dtype})"
+                    )
+        check_finite_tree(params, "params")
 
     def _check_params(self, params: Any) -> None:
         shape = (self.num_layers, self.num_directions)

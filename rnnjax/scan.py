@@ -22,59 +22,104 @@ import numpy as np
 
 from rnnjax import fused
 from rnnjax.cells import Cell
+from rnnjax.checks import check_finite_tree, describe, is_concrete
 from rnnjax.types import Array, Carry, Lengths, Params, Xs, Ys
 
 BACKWARDS = ("fused", "autodiff")
 """The ways ``unroll`` can be differentiated (its ``backward=``)."""
 
 
-def is_concrete(x: Any) -> bool:
-    """True when ``x`` holds values (not a tracer under jit, grad or vmap)."""
-    return not isinstance(x, jax.core.Tracer)
+def check_cell(cell: Any) -> Cell:
+    """``cell`` if it is a :class:`Cell`; a name or anything else is refused with the fix."""
+    if not isinstance(cell, Cell):
+        raise ValueError(
+            f"cell: expected a Cell such as rj.cells.lstm(64) (by name: rj.cells.make(name, hidden_size)), "
+            f"got {describe(cell)}"
+        )
+    return cell
 
 
-def check_xs(xs: Any, name: str = "xs") -> Array:
-    """``xs`` as an array of rank 3 with a floating dtype, free of NaN where it can be seen."""
+def check_xs(xs: Any, name: str = "xs", lengths: Any = None, *, values: bool = True) -> Array:
+    """``xs`` as an array of rank 3 with a floating dtype, free of NaN and Inf where it can be seen.
+
+    With ``lengths`` (checked already by :func:`check_lengths`), only the valid steps are checked:
+    padding may hold anything, it is never read (:func:`unroll` zeroes it before the loop).
+    ``values=False`` checks only the rank and the dtype.
+    """
     xs = jnp.asarray(xs)
     if xs.ndim != 3:
         raise ValueError(f"{name}: expected shape (batch, time, features), got {xs.shape}")
     if not jnp.issubdtype(xs.dtype, jnp.floating):
-        raise ValueError(f"{name}: expected a floating dtype, got {xs.dtype}")
-    if is_concrete(xs):
-        values = np.asarray(xs)
-        if not np.isfinite(values).all():
-            bad = tuple(int(i) for i in np.argwhere(~np.isfinite(values))[0])
-            raise ValueError(f"{name}: expected finite values, got {values[bad]} at index {bad}")
+        raise ValueError(f"{name}: expected a floating dtype (cast it with .astype(jnp.float32)), got {xs.dtype}")
+    if values and is_concrete(xs) and (lengths is None or is_concrete(lengths)):
+        array = np.asarray(xs)
+        bad = ~np.isfinite(array)
+        if lengths is not None:
+            bad &= (np.arange(xs.shape[1])[None, :] < np.asarray(lengths)[:, None])[..., None]
+        if bad.any():
+            at = tuple(int(i) for i in np.argwhere(bad)[0])
+            raise ValueError(f"{name}: expected finite values at valid steps, got {array[at]} at index {at}")
     return xs
 
 
+def check_inputs(xs: Any, lengths: Any, name: str = "xs") -> tuple[Array, Array | None]:
+    """:func:`check_xs` and :func:`check_lengths` together: NaN or Inf are refused at valid steps only."""
+    xs = check_xs(xs, name, values=False)
+    lengths = check_lengths(lengths, xs.shape[0], xs.shape[1])
+    return check_xs(xs, name, lengths), lengths
+
+
 def check_lengths(lengths: Any, batch: int, time: int) -> Array | None:
-    """``lengths`` as an int array ``(batch,)`` with values in ``[0, time]``, or None."""
+    """``lengths`` as an int array ``(batch,)`` with values in ``[0, time]``, or None.
+
+    Concrete values are checked before any cast (an int64 length above 2^31 never wraps); traced
+    ones cannot be, and :func:`unroll` clips them to ``[0, time]``.
+    """
     if lengths is None:
         return None
-    lengths = jnp.asarray(lengths)
-    if lengths.shape != (batch,):
-        raise ValueError(f"lengths: expected shape ({batch},) (one per batch row), got {lengths.shape}")
-    if not jnp.issubdtype(lengths.dtype, jnp.integer):
-        raise ValueError(f"lengths: expected an integer dtype, got {lengths.dtype}")
-    if is_concrete(lengths):
-        values = np.asarray(lengths)
-        if values.size and (values.min() < 0 or values.max() > time):
-            raise ValueError(
-                f"lengths: expected values in [0, {time}] (the time axis of xs), "
-                f"got min {values.min()} and max {values.max()}"
-            )
-    return lengths
+    traced = not is_concrete(lengths)
+    values = lengths if traced else np.asarray(lengths)
+    if values.shape != (batch,):
+        raise ValueError(f"lengths: expected shape ({batch},) (one per batch row), got {values.shape}")
+    if values.dtype == bool or not np.issubdtype(values.dtype, np.integer):
+        raise ValueError(f"lengths: expected an integer dtype, got {values.dtype}")
+    if traced:
+        return lengths
+    if values.size and (values.min() < 0 or values.max() > time):
+        raise ValueError(
+            f"lengths: expected values in [0, {time}] (the time axis of xs), got min {values.min()} and max "
+            f"{values.max()}"
+        )
+    return jnp.asarray(values)  # in range: a cast to int32 (x64 off) cannot wrap
 
 
 def check_carry(carry: Carry, expected: Carry, name: str = "carry") -> None:
-    """Raises a ValueError unless ``carry`` has the structure and shapes of ``expected``."""
+    """Raises a ValueError unless ``carry`` has the structure, shapes and dtypes of ``expected``
+    (``cell.initial_carry(params, batch_shape)``), and finite values where they can be seen."""
     got, want = jax.tree.structure(carry), jax.tree.structure(expected)
     if got != want:
-        raise ValueError(f"{name}: expected structure {want}, got {got}")
-    for g, w in zip(jax.tree.leaves(carry), jax.tree.leaves(expected), strict=True):
+        raise ValueError(f"{name}: expected structure {want} (from cell.initial_carry), got {got}")
+    paths = jax.tree_util.tree_leaves_with_path(expected)
+    for (path, w), g in zip(paths, jax.tree.leaves(carry), strict=True):
+        where = name + jax.tree_util.keystr(path)
         if jnp.shape(g) != jnp.shape(w):
-            raise ValueError(f"{name}: expected arrays of shape {jnp.shape(w)}, got {jnp.shape(g)}")
+            raise ValueError(f"{where}: expected shape {jnp.shape(w)} (batch, hidden), got {jnp.shape(g)}")
+        if jnp.result_type(g) != w.dtype:
+            raise ValueError(
+                f"{where}: expected the params' dtype {w.dtype}, got {jnp.result_type(g)} "
+                f"(cast it with .astype({w.dtype}))"
+            )
+    check_finite_tree(carry, name)
+
+
+def check_input_size(params: Params, xs: Array, name: str = "params") -> None:
+    """Raises a ValueError unless ``params.U: (g*h, i)`` reads the ``i`` features of ``xs``."""
+    U = getattr(params, "U", None)
+    if U is not None and jnp.ndim(U) == 2 and U.shape[1] != xs.shape[-1]:
+        raise ValueError(
+            f"{name}.U: expected shape ({U.shape[0]}, {xs.shape[-1]}) for xs with {xs.shape[-1]} features per "
+            f"step, got {U.shape}: the params were built for input_size={U.shape[1]}"
+        )
 
 
 def reverse_within(xs: Any, lengths: Array) -> Any:
@@ -119,7 +164,10 @@ def unroll(
         carry: the initial carry for the batch (zeros if None).
         lengths: ``(batch,)`` valid steps per row, right-padded. Padded outputs are zeros;
             the final carry is each row's carry after its last valid step (a row of length
-            0 keeps its initial carry).
+            0 keeps its initial carry). Padded steps of ``xs`` are never read: they are zeroed
+            before the loop, so NaN or Inf there reach neither values nor gradients. Concrete
+            lengths outside ``[0, time]`` raise; traced ones (under ``jit``) cannot be checked and
+            are clipped to ``[0, time]``, the same in both directions.
         reverse: run from the last valid step to the first; outputs stay aligned with
             the inputs (``ys[:, t]`` belongs to ``xs[:, t]``), as in a bidirectional layer.
         unroll: steps per loop iteration, passed to ``jax.lax.scan`` (True: all).
@@ -143,14 +191,28 @@ def unroll(
         ``(carry, ys)`` with ys: ``(batch, time, hidden)``, or ``(carry, ys, carries)``
         when ``return_carries``.
     """
-    xs = check_xs(xs)
-    batch, time, _ = xs.shape
-    lengths = check_lengths(lengths, batch, time)
+    check_cell(cell)
+    xs, lengths = check_inputs(xs, lengths)
+    batch = xs.shape[0]
+    check_params(cell, params, xs)
     if carry is not None:
         check_carry(carry, cell.initial_carry(params, (batch,)))
     if backward not in BACKWARDS:
         raise ValueError(f"backward: expected one of {BACKWARDS}, got {backward!r}")
     return unroll_unchecked(cell, params, xs, carry, lengths, reverse, unroll, return_carries, remat, hoist, backward)
+
+
+def check_params(cell: Cell, params: Params, xs: Array, name: str = "params") -> None:
+    """Raises a ValueError unless ``params`` fit ``cell`` and the features of ``xs``, with finite values
+    where they can be seen."""
+    cell.prepare(params)  # the type and the shapes the cell needs
+    check_input_size(params, xs, name)
+    if jnp.result_type(xs) != params.U.dtype:
+        raise ValueError(
+            f"xs: expected the params' dtype {params.U.dtype}, got {jnp.result_type(xs)} (cast xs with "
+            f".astype({params.U.dtype}) or build the cell with dtype={jnp.result_type(xs)})"
+        )
+    check_finite_tree(params, name)
 
 
 def unroll_unchecked(
@@ -174,8 +236,16 @@ def unroll_unchecked(
     if hoist is None:
         hoist = jax.default_backend() != "cpu"
     xs = jnp.swapaxes(xs, 0, 1)  # time-major; transposing the narrow inputs, not the projection
+    mask = None
+    if lengths is not None:
+        # Out-of-range traced lengths: clipped, so that both directions agree (reverse_within would
+        # otherwise index past the end). Padding is zeroed here, before any implementation reads it:
+        # masking only the outputs lets 0 * NaN into the gradients.
+        lengths = jnp.clip(lengths, 0, time)
+        mask = jnp.arange(time, dtype=lengths.dtype)[:, None] < lengths[None, :]  # (time, batch)
+        xs = jnp.where(mask[..., None], xs, jnp.zeros((), xs.dtype))
     if backward == "fused" and cell.parts is not None and not remat and time > 0:
-        return _unroll_fused(cell, loop, xs, carry, lengths, reverse, unroll, return_carries, hoist)
+        return _unroll_fused(cell, loop, xs, carry, lengths, mask, reverse, unroll, return_carries, hoist)
     if hoist:
         xp = cell.project(loop, xs)  # (time, batch, gates * hidden) in one matmul
 
@@ -196,7 +266,6 @@ def unroll_unchecked(
 
         inputs = xp
     else:
-        mask = jnp.arange(time)[:, None] < lengths[None, :]  # (time, batch)
         if reverse:
             xp = reverse_within(xp, lengths)
 
@@ -222,20 +291,25 @@ def unroll_unchecked(
 
 
 def _unroll_fused(
-    cell: Cell, loop: Any, xs: Array, carry: Carry, lengths: Array | None, reverse: bool, unroll: int | bool,
-    return_carries: bool, hoist: bool,
+    cell: Cell, loop: Any, xs: Array, carry: Carry, lengths: Array | None, mask: Array | None, reverse: bool,
+    unroll: int | bool, return_carries: bool, hoist: bool,
 ) -> tuple[Carry, Ys] | tuple[Carry, Ys, Carry]:  # fmt: skip
     """:func:`unroll_unchecked` through :func:`rnnjax.fused.scan`; xs time-major."""
     cell.project(loop, xs[:0])  # the checks of xs, at trace time
-    time = xs.shape[0]
-    mask = None
     if lengths is not None:
-        mask = jnp.arange(time)[:, None] < lengths[None, :]  # (time, batch)
         if reverse:
             xs = reverse_within(xs, lengths)
     elif reverse:
         xs = jnp.flip(xs, 0)
-    carry, carries = fused.scan(cell.parts, loop, carry, xs, mask, unroll, hoist)
+    try:
+        carry, carries = fused.scan(cell.parts, loop, carry, xs, mask, unroll, hoist)
+    except TypeError as e:
+        if "forward-mode" not in str(e):
+            raise
+        raise TypeError(
+            "forward-mode differentiation (jax.jvp, jax.jacfwd, jax.hessian) cannot pass the hand-written "
+            "backward pass: use rj.unroll(..., backward='autodiff') or rj.RNN(..., backward='autodiff')"
+        ) from e
     if mask is not None:  # zeros at padded steps, where the scan held the carry
         carries = jax.tree.map(lambda c: jnp.where(mask[..., None], c, 0), carries)
         if reverse:

@@ -231,7 +231,7 @@ def test_bad_params_and_inputs_raise(getkey):
         lstm.step(gru.init(getkey(), I), carry, jnp.ones((B, I)))
     with pytest.raises(ValueError, match=r"params.W: expected shape \(24, 6\)"):
         rj.cells.lstm(H).step(rj.cells.lstm(H + 1).init(getkey(), I), carry, jnp.ones((B, I)))
-    with pytest.raises(ValueError, match="x: expected last axis of size input_size=4"):
+    with pytest.raises(ValueError, match="x: expected 4 features on the last axis"):
         lstm.step(p, carry, jnp.ones((B, I + 1)))
     with pytest.raises(ValueError, match="x: expected a floating dtype"):
         lstm.step(p, carry, jnp.ones((B, I), jnp.int32))

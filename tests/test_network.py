@@ -425,7 +425,7 @@ def test_batch_rows_are_independent(jitted_gru, row, seed):
     [
         (lambda: rj.RNN("transformer", H), "cell: expected one of"),
         (lambda: rj.RNN("lstm"), "hidden_size: expected a positive int"),
-        (lambda: rj.RNN("lstm", H, dropout=1.0), r"dropout: expected a probability in \[0, 1\), got 1.0"),
+        (lambda: rj.RNN("lstm", H, dropout=1.0), r"dropout: expected a probability in \[0, 1\), got float 1.0"),
         (lambda: rj.RNN("lstm", H, dropout=-0.1), r"dropout: expected a probability in \[0, 1\)"),
         (lambda: rj.RNN("lstm", H, num_layers=0), "num_layers: expected a positive int"),
         (lambda: rj.RNN("lstm", 0).init(jax.random.key(0), I), "hidden_size: expected a positive int"),
@@ -460,14 +460,14 @@ BAD_APPLY = {
     "xs_rank_4": (lambda g: dict(xs=g["xs"][None]), r"xs: expected shape \(batch, time, features\)"),
     "xs_features": (
         lambda g: dict(xs=normal(1, (B, T, I + 1))),
-        "xs: expected last axis of size input_size=4",
+        r"params\[0\]\[0\].U: expected shape \(20, 5\) for xs with 5 features",
     ),
-    "xs_int": (lambda g: dict(xs=np.ones((B, T, I), np.int32)), "xs: expected a floating dtype, got int32"),
+    "xs_int": (lambda g: dict(xs=np.ones((B, T, I), np.int32)), r"xs: expected a floating dtype \(cast it with .astype\(jnp.float32\)\), got int32"),
     "xs_nan": (
-        lambda g: dict(xs=_nan_at(g["xs"], (1, 3, 2))),
-        r"xs: expected finite values, got nan at index \(1, 3, 2\)",
+        lambda g: dict(xs=_nan_at(g["xs"], (1, 1, 2))),
+        r"xs: expected finite values at valid steps, got nan at index \(1, 1, 2\)",
     ),
-    "xs_inf": (lambda g: dict(xs=np.full((B, T, I), np.inf, np.float32)), "xs: expected finite values"),
+    "xs_inf": (lambda g: dict(xs=np.full((B, T, I), np.inf, np.float32)), "xs: expected finite values at valid steps"),
     "lengths_long": (lambda g: dict(lengths=np.array([T, 2, 4, 1])), r"lengths: expected shape \(3,\)"),
     "lengths_2d": (lambda g: dict(lengths=LENGTHS[:, None]), r"lengths: expected shape \(3,\)"),
     "lengths_scalar": (lambda g: dict(lengths=np.array(T)), r"lengths: expected shape \(3,\)"),
@@ -507,7 +507,7 @@ BAD_APPLY = {
     "carry_layers": (lambda g: dict(carry=g["carry"][:1]), "carry: expected structure"),
     "carry_batch": (
         lambda g: dict(carry=jax.tree.map(lambda x: x[:2], g["carry"])),
-        r"carry: expected arrays of shape \(3, 5\)",
+        r"carry\[0\]\[0\].h: expected shape \(3, 5\)",
     ),
 }
 

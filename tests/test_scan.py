@@ -238,15 +238,15 @@ def test_bad_inputs_raise(getkey):
     params, xs, carry = setup(cell, getkey())
     cases = [
         (dict(xs=xs[0]), r"xs: expected shape \(batch, time, features\), got \(7, 3\)"),
-        (dict(xs=xs[..., :2]), "xs: expected last axis of size input_size=3"),
+        (dict(xs=xs[..., :2]), "params.U: expected shape \(12, 2\) for xs with 2 features"),
         (dict(xs=xs.astype(jnp.int32)), "xs: expected a floating dtype"),
-        (dict(xs=xs.at[1, 2, 0].set(jnp.nan)), r"xs: expected finite values, got nan at index \(1, 2, 0\)"),
+        (dict(xs=xs.at[1, 2, 0].set(jnp.nan)), r"xs: expected finite values at valid steps, got nan at index \(1, 2, 0\)"),
         (dict(lengths=jnp.array([1, 2])), r"lengths: expected shape \(4,\)"),
         (dict(lengths=jnp.array([1.0, 2, 3, 4])), "lengths: expected an integer dtype"),
         (dict(lengths=jnp.array([1, 2, 8, 4])), r"lengths: expected values in \[0, 7\].*max 8"),
         (dict(lengths=jnp.array([1, -1, 3, 4])), r"lengths: expected values in \[0, 7\].*min -1"),
         (dict(carry=carry.h), "carry: expected structure"),
-        (dict(carry=LSTMState(carry.h[:2], carry.c[:2])), r"carry: expected arrays of shape \(4, 5\)"),
+        (dict(carry=LSTMState(carry.h[:2], carry.c[:2])), r"carry.h: expected shape \(4, 5\)"),
         (dict(params=rj.cells.gru(H).init(getkey(), I)), "params: expected LSTMParams"),
     ]
     for change, match in cases:
