@@ -25,7 +25,7 @@ alike.
 
 Run::
 
-    python benchmarks/jacobian_speed.py                       # T = 1000, H = 256: about a minute on 2 cores
+    python benchmarks/jacobian_speed.py                       # T = 1000, H = 256 (the README's table)
     python benchmarks/jacobian_speed.py --tiny                # T = 8, H = 4, one repeat (seconds)
     python benchmarks/jacobian_speed.py --cell lstm --length 500 --direct-k 16
 """
@@ -82,7 +82,7 @@ class Config:
     name: str = "jacobian_speed"
     """The run folder: <root>/<name>/."""
     root: str | None = None
-    """Where run folders go (None: $RNNJAX_RUNS, else runs/ at the top of the project)."""
+    """Where run folders go (None: $RNNJAX_RUNS, else runs/ under the current directory)."""
 
 
 TINY = dict(length=8, hidden_size=4, input_size=3, repeats=1, check_length=8, matmul_chain=10,
@@ -327,10 +327,8 @@ H = {cfg.hidden_size}, state size n = {n}, float32, on {jax.devices()[0].platfor
 ## Time per call
 
 {timing_table}
-
-The whole run took {elapsed:.0f} s.
 """
-    rj.experiment.write_report(run_dir, "All da_T/da_k: accumulated against direct jacrev", body)
+    rj.experiment.write_report(run_dir, "All da_T/da_k: accumulated against direct jacrev", body, seconds=elapsed)
     record = {"T": T, "H": cfg.hidden_size, "n": n, "cell": cfg.cell, "accumulated_s": acc.median_s,
               "direct_s": direct_s, "direct_k": ks.tolist(), "direct_extrapolated": cfg.direct_k is not None,
               "direct_timed_s": direct.median_s, "matmul_gflops": rate, "peak_gflops": peak, "floor_s": floor_s,

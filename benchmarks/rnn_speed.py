@@ -20,7 +20,7 @@ slowest call of each side.
 
 Run::
 
-    python benchmarks/rnn_speed.py                       # the full table, writes runs/rnn_speed/
+    python benchmarks/rnn_speed.py                       # the full table, writes runs/rnn_speed/ here
     python benchmarks/rnn_speed.py --tiny                # one tiny shape, one repeat (seconds)
     python benchmarks/rnn_speed.py --shapes 16,500,32,64 --cells lstm --repeats 9
 """
@@ -33,7 +33,6 @@ import statistics
 import sys
 import time
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any, NamedTuple
 
 import flax.linen as nn
@@ -88,9 +87,11 @@ class Config:
     tiny: bool = False
     """Smoke test: one tiny shape, one repeat (seconds); overrides ``shapes`` and the repeats."""
     seed: int = 0
-    """Seed of the weights and inputs."""
-    out_dir: str = "runs/rnn_speed"
-    """Where ``report.md`` and ``config.json`` go."""
+    """Seed of the weights and inputs (each shape and cell draws its key from its name)."""
+    name: str = "rnn_speed"
+    """The run folder: <root>/<name>/ (``report.md``, ``config.json``, ``metrics.jsonl``)."""
+    root: str | None = None
+    """Where run folders go (None: $RNNJAX_RUNS, else runs/ under the current directory)."""
 
 
 class Timing(NamedTuple):
@@ -300,26 +301,25 @@ def main(cfg: Config) -> str:
         cfg = dataclasses.replace(cfg, shapes=TINY_SHAPES, repeats=1, min_repeats=1)
     key = jax.random.key(cfg.seed)
     start = time.perf_counter()
+    run_dir = rj.experiment.start_run(cfg.name, cfg, root=cfg.root)
     rows = []
-    for s, shape in enumerate(cfg.shapes):
-        for c, name in enumerate(cfg.cells):
-            rows += bench_shape_cell(tuple(shape), name, cfg, jax.random.fold_in(key, s * 100 + c))
+    for shape in cfg.shapes:
+        for name in cfg.cells:
+            shape_key = rj.experiment.key_for(key, f"{name}/{','.join(map(str, shape))}")
+            rows += bench_shape_cell(tuple(shape), name, cfg, shape_key)
             print(f"done {shape} {name} ({time.perf_counter() - start:.0f} s)", file=sys.stderr, flush=True)
     elapsed = time.perf_counter() - start
     table = format_table(rows)
     print(table)
 
-    env = environment()
     repeats = sorted({t.repeats for row in rows for t in (row.ours, row.flax, row.torch) if t is not None})
-    report = "\n".join(
+    body = "\n".join(
         [
-            "# RNN forward + backward throughput",
-            "",
             "Sequences x steps per second for `jit(value_and_grad(mean of outputs))` over all params "
             "(torch: forward + `loss.backward()`); ratios above 1 mean ours is faster. Same weights on all "
             f"sides; outputs agree within {cfg.atol:g}, gradients within {cfg.grad_rtol:g} (relative).",
-            f"Median of {'/'.join(map(str, repeats))} repeats after a warm-up, the sides interleaved; "
-            f"the whole run took {elapsed:.0f} s. Our input projection: "
+            f"Median of {'/'.join(map(str, repeats))} repeats after a warm-up, the sides interleaved. "
+            "Our input projection: "
             + {None: "rnnjax's default for this backend", True: "hoisted before the loop", False: "inside the loop"}[
                 cfg.hoist
             ]
@@ -327,19 +327,18 @@ def main(cfg: Config) -> str:
             "",
             table,
             "",
-            *[f"- {k}: {v}" for k, v in env.items()],
-            "",
             "## Time per call",
             "",
             format_timings(rows),
-            "",
         ]
     )
-    out = Path(cfg.out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "report.md").write_text(report)
-    (out / "config.json").write_text(json.dumps(dataclasses.asdict(cfg), indent=2) + "\n")
-    print(f"\nwrote {out / 'report.md'} ({elapsed:.0f} s)", file=sys.stderr)
+    with (run_dir / "metrics.jsonl").open("w") as f:
+        for row in rows:
+            sides = {"ours": row.ours, "flax": row.flax, "torch": row.torch}
+            f.write(json.dumps({"shape": row.shape, "cell": row.cell, "flax_cell": row.flax_cell,
+                                **{f"{k}_s": None if t is None else t.median_s for k, t in sides.items()},
+                                "repeats": row.ours.repeats}) + "\n")  # fmt: skip
+    rj.experiment.write_report(run_dir, "RNN forward + backward throughput", body, seconds=elapsed, env=environment())
     return table
 
 

@@ -6,12 +6,15 @@ one in each half. The target, read after the last step, is the sum of the two ma
 MSE of 1/6 ~ 0.167, the baseline a network must beat to show it remembers anything.
 
 This script trains the tanh RNN, the IRNN (ReLU with identity recurrence), the LSTM and the GRU on
-the same batches and writes ``runs/<name>/``: ``config.json``, ``metrics.jsonl`` (one record per cell
-and step), ``loss_curves.png`` and ``report.md``.
+the same batches and writes ``runs/<name>/`` under the current directory: ``config.json``,
+``metrics.jsonl`` (one record per cell and step), ``loss_curves.png`` and ``report.md`` (with the run's
+wall time). Each cell's keys come from its name (``rj.experiment.key_for``), so its result does not depend
+on which other cells run beside it.
 
 Run::
 
     python experiments/adding_problem.py                      # T = 100, the four cells
+    python experiments/adding_problem.py --tiny               # seconds: a smoke test
     python experiments/adding_problem.py --length 200 --cells lstm gru --steps 5000
     python experiments/adding_problem.py --tbptt 20           # truncated BPTT: 20 steps per chunk
 """
@@ -60,9 +63,16 @@ class Config:
     seed: int = 0
     """One seed for the weights and the data."""
     name: str = "adding_problem"
-    """The run folder: runs/<name>/."""
+    """The run folder: <root>/<name>/."""
+    root: str | None = None
+    """Where run folders go (None: $RNNJAX_RUNS, else runs/ under the current directory)."""
     progress: bool = True
     """Show a progress bar per cell."""
+    tiny: bool = False
+    """Smoke test: T = 10, 8 units, 4 steps (seconds); overrides those fields."""
+
+
+TINY = dict(length=10, hidden_size=8, batch_size=8, steps=4, eval_size=16, eval_every=2)
 
 
 def make_cell(name: str, hidden_size: int) -> rj.Cell:
@@ -80,7 +90,7 @@ def make_cell(name: str, hidden_size: int) -> rj.Cell:
 def train_cell(cfg: Config, name: str, run_dir, eval_set) -> dict:
     """Trains one cell; returns its summary row and curves."""
     model = rj.models.ManyToOne(rj.RNN(cell=make_cell(name, cfg.hidden_size)), output_size=1)
-    key = jax.random.key(cfg.seed)
+    key = rj.experiment.key_for(jax.random.key(cfg.seed), name)
     params = model.init(jax.random.fold_in(key, 0), 2)
     tx = rj.train.optimizer(cfg.optimizer, cfg.learning_rate, clip_norm=cfg.clip_norm)
 
@@ -144,7 +154,10 @@ def _truncated(model: rj.models.ManyToOne, k: int):
 
 def main(cfg: Config) -> dict:
     """Trains every cell, writes the run folder, prints and returns the results table."""
-    run_dir = rj.experiment.start_run(cfg.name, cfg)
+    if cfg.tiny:
+        cfg = dataclasses.replace(cfg, **TINY)
+    start = time.perf_counter()
+    run_dir = rj.experiment.start_run(cfg.name, cfg, root=cfg.root)
     eval_set = adding_problem(np.random.default_rng([cfg.seed, 2**31]), cfg.eval_size, cfg.length)
     results = [train_cell(cfg, name, run_dir, eval_set) for name in cfg.cells]
     with (run_dir / "metrics.jsonl").open("w") as f:  # all cells in one log, one record per step
@@ -172,7 +185,7 @@ def main(cfg: Config) -> dict:
         + f"; evaluation on {cfg.eval_size} held-out sequences. "
         f"Baseline (always predict 1): MSE {ADDING_BASELINE_MSE:.4f}.\n\n{table}\n\n![loss curves](loss_curves.png)"
     )
-    rj.experiment.write_report(run_dir, "Adding problem", body)
+    rj.experiment.write_report(run_dir, "Adding problem", body, seconds=time.perf_counter() - start)
     print(table)
     return {"run_dir": run_dir, "results": results, "table": table}
 

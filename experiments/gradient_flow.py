@@ -14,12 +14,15 @@ reaches step k from step t is ``dL/da_t J_t ... J_{k+1}``. This study measures t
 (c) the one-unit "cliff" of Pascanu et al. 2013 (Fig. 6): ``x_t = w sigma(x_{t-1}) + b``, ``x_0 = 0.5``,
     loss ``(sigma(x_50) - 0.7)^2`` over a grid of w and b.
 
-It writes ``runs/<name>/``: ``config.json``, ``metrics.jsonl``, the figures and ``report.md``.
+It writes ``runs/<name>/`` under the current directory: ``config.json``, ``metrics.jsonl``, the figures and
+``report.md`` (with the run's wall time). Each cell's keys come from its name (``rj.experiment.key_for``), so
+its results do not depend on which other cells run beside it; all cells see the same data.
 
 Run::
 
-    python experiments/gradient_flow.py                        # the defaults: about two minutes on 2 cores
+    python experiments/gradient_flow.py                        # the defaults (the README's tables)
     python experiments/gradient_flow.py --gains 0.8 1 1.2 --train-steps 3000
+    python experiments/gradient_flow.py --tiny                 # seconds: a smoke test
 """
 
 from __future__ import annotations
@@ -75,9 +78,17 @@ class Config:
     seed: int = 0
     """One seed for weights and data."""
     name: str = "gradient_flow"
-    """The run folder: runs/<name>/."""
+    """The run folder: <root>/<name>/."""
+    root: str | None = None
+    """Where run folders go (None: $RNNJAX_RUNS, else runs/ under the current directory)."""
     progress: bool = True
     """Show progress bars."""
+    tiny: bool = False
+    """Smoke test: 6 units, T = 10, two gains, 4 training steps (seconds); overrides those fields."""
+
+
+TINY = dict(hidden_size=6, length=10, batch=2, gains=(0.5, 2.0), lags=(1, 5, 10), lyapunov_steps=20,
+            lyapunov_warmup=5, train_length=6, train_steps=4, batch_size=4, snapshots=2, cliff_grid=9)  # fmt: skip
 
 
 INPUT_SIZE = 2  # the adding problem's (value, marker)
@@ -170,8 +181,10 @@ def train(cfg: Config, name: str, key: jax.Array, probe: tuple[np.ndarray, np.nd
 
 def main(cfg: Config) -> dict[str, Any]:
     """Runs (a), (b) and (c), writes the run folder and returns the tables."""
+    if cfg.tiny:
+        cfg = dataclasses.replace(cfg, **TINY)
     start = time.perf_counter()
-    run_dir = rj.experiment.start_run(cfg.name, cfg)
+    run_dir = rj.experiment.start_run(cfg.name, cfg, root=cfg.root)
     key = jax.random.key(cfg.seed)
     xs = jnp.asarray(adding_problem(np.random.default_rng([cfg.seed, 0]), cfg.batch, cfg.length)[0])
     lyap_xs = jnp.asarray(adding_problem(np.random.default_rng([cfg.seed, 2]), 2, cfg.lyapunov_steps)[0])
@@ -184,9 +197,9 @@ def main(cfg: Config) -> dict[str, Any]:
     sweep: dict[str, dict[float, dict[str, Any]]] = {}
     for name in cfg.cells:
         sweep[name] = {}
-        for gain in cfg.gains:
+        for gain in cfg.gains:  # one key per cell across the gains: the same weights, scaled
             cell = make_cell(name, cfg.hidden_size, gain)
-            params = cell.init(jax.random.fold_in(key, 0), INPUT_SIZE)
+            params = cell.init(jax.random.fold_in(rj.experiment.key_for(key, name), 0), INPUT_SIZE)
             m = jax.device_get(measure(cell, params, xs, lyap_xs, cfg.lyapunov_warmup))
             m["bound"] = bound_of(cell, params, lags)
             sweep[name][gain] = m
@@ -198,8 +211,8 @@ def main(cfg: Config) -> dict[str, Any]:
     probe = adding_problem(np.random.default_rng([cfg.seed, 3]), 64, cfg.train_length)
     train_xs = jnp.asarray(adding_problem(np.random.default_rng([cfg.seed, 4]), cfg.batch, cfg.train_length)[0])
     trained: dict[str, dict[str, Any]] = {}
-    for i, name in enumerate(cfg.cells):
-        result = train(cfg, name, jax.random.fold_in(key, 10 + i), probe)
+    for name in cfg.cells:
+        result = train(cfg, name, jax.random.fold_in(rj.experiment.key_for(key, name), 1), probe)
         m = jax.device_get(measure(result["cell"], result["params"], train_xs, lyap_xs, cfg.lyapunov_warmup))
         m["bound"] = bound_of(result["cell"], result["params"], np.arange(cfg.train_length + 1))
         trained[name] = {**result, **m}
@@ -319,7 +332,7 @@ slope of its logarithm against the lag (per step: below 0 the gradient vanishes,
 the Lyapunov exponent is the largest one, per step, from {cfg.lyapunov_steps} steps ({cfg.lyapunov_warmup}
 of warm-up; "overflow" where the states leave float32's range). For the tanh RNN and the IRNN the
 bound of Pascanu et al. 2013, ``sigma_max(W)^lag``, stands beside each norm; the gated cells have no
-such bound. The whole run took {seconds:.0f} s.
+such bound.
 
 ## (a) At initialisation (recurrent gain {unit}: W ~ N(0, g^2/h) per gate; the IRNN has W = g I)
 
@@ -364,7 +377,7 @@ bifurcation, where the gradient explodes.
 - The largest Lyapunov exponent crosses 0 where the network turns from ordered (perturbations die out,
   gradients vanish) to chaotic (they grow, gradients explode).
 """
-    rj.experiment.write_report(run_dir, "Gradient flow through RNN, IRNN, LSTM and GRU", body)
+    rj.experiment.write_report(run_dir, "Gradient flow through RNN, IRNN, LSTM and GRU", body, seconds=seconds)
     return {"init": init, "gains": gains, "trained": trained_table}
 
 

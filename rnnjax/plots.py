@@ -8,6 +8,8 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
+__all__ = ["gate_heatmaps", "heatmap", "lines", "loss_curves", "norms_by_lag", "smooth", "spectra", "surface"]
+
 # Figures are built with matplotlib's object API, not pyplot: no backend or window is needed, so
 # the same code writes PNGs from a headless script and displays inline in a notebook.
 

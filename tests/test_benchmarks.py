@@ -10,12 +10,14 @@ import rnnjax as rj
 def test_rnn_speed_tiny_prints_a_table_with_ratios_for_each_cell(tmp_path, capsys, load_script):
     pytest.importorskip("torch")
     rnn_speed = load_script("benchmarks", "rnn_speed")
-    cfg = rj.experiment.parse_config(rnn_speed.Config, ["--tiny", "--out-dir", str(tmp_path)])
+    cfg = rj.experiment.parse_config(rnn_speed.Config, ["--tiny", "--root", str(tmp_path)])
 
     table = rnn_speed.main(cfg)
 
     assert table in capsys.readouterr().out
-    assert table in (tmp_path / "report.md").read_text()
+    report = (tmp_path / "rnn_speed" / "report.md").read_text()
+    assert table in report and "wall_time_s" in report and "torch" in report
+    assert (tmp_path / "rnn_speed" / "metrics.jsonl").read_text().count("\n") == 4
     header, _, *rows = [[c.strip() for c in line.strip("|").split("|")] for line in table.splitlines()]
     rows = [dict(zip(header, row, strict=True)) for row in rows]
     assert {(r["cell"], r["flax cell"]) for r in rows} == {
@@ -51,9 +53,9 @@ def test_jacobian_speed_tiny_prints_a_table_with_a_positive_ratio(tmp_path, caps
 def test_rnn_speed_tiny_times_the_autodiff_backward_pass_on_request(tmp_path, load_script):
     rnn_speed = load_script("benchmarks", "rnn_speed")
     argv = ["--tiny", "--no-torch", "--no-flax-lstm-cell", "--cells", "lstm", "--backward", "autodiff"]
-    cfg = rj.experiment.parse_config(rnn_speed.Config, [*argv, "--out-dir", str(tmp_path)])
+    cfg = rj.experiment.parse_config(rnn_speed.Config, [*argv, "--root", str(tmp_path)])
 
     table = rnn_speed.main(cfg)
 
-    report = (tmp_path / "report.md").read_text()
+    report = (tmp_path / "rnn_speed" / "report.md").read_text()
     assert "Our backward pass: autodiff." in report and table in report

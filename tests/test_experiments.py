@@ -18,7 +18,7 @@ def runs(tmp_path, monkeypatch):
 
 def test_adding_problem_tiny(runs, load_script):
     mod = load_script("experiments", "adding_problem")
-    tiny = dict(length=10, hidden_size=8, batch_size=8, steps=4, eval_size=16, eval_every=2, progress=False)
+    tiny = dict(tiny=True, progress=False)
     out = mod.main(mod.Config(**tiny, name="tiny"))
     run = runs / "tiny"
     assert out["run_dir"] == run
@@ -29,6 +29,8 @@ def test_adding_problem_tiny(runs, load_script):
     assert len(records) == 4 * 4
     report = (run / "report.md").read_text()
     assert "0.1667" in report and "| lstm |" in report and "git_commit" in report
+    env, config = rj.experiment.report_facts(report)
+    assert float(env["wall_time_s"]) > 0 and config["length"] == 10 and config["tiny"]
     assert json.loads((run / "config.json").read_text())["config"]["length"] == 10
 
     # Truncated BPTT with k = T is full BPTT: the same losses step by step.
@@ -49,11 +51,8 @@ def test_adding_problem_cli_parses_the_config(load_script):
 
 def test_gradient_flow_tiny(runs, load_script):
     mod = load_script("experiments", "gradient_flow")
-    cfg = mod.Config(
-        hidden_size=6, length=10, batch=2, gains=(0.5, 2.0), lags=(1, 5, 10), lyapunov_steps=20, lyapunov_warmup=5,
-        train_length=6, train_steps=4, batch_size=4, snapshots=2, cliff_grid=9, progress=False, name="gf",
-    )  # fmt: skip
-    out = mod.main(cfg)
+    out = mod.main(mod.Config(tiny=True, progress=False, name="gf"))
+    cfg = mod.dataclasses.replace(mod.Config(), **mod.TINY)
     run = runs / "gf"
     for name in ("config.json", "metrics.jsonl", "report.md", "norms_at_init.png", "norms_trained.png",
                  "lyapunov_vs_gain.png", "rate_vs_gain.png", "norm_matrix.png", "singular_values_trained.png",
@@ -68,3 +67,56 @@ def test_gradient_flow_tiny(runs, load_script):
     # Pascanu's bound holds for the tanh RNN at every lag, at every gain.
     for gain, m in out["sweep"]["rnn"].items():
         assert (np.asarray(m["norms"]) <= m["bound"] * (1 + 1e-4)).all(), gain
+
+
+def _per_cell(run_dir, fields):
+    """``{(part, cell): {field: value}}`` from a run's ``metrics.jsonl``."""
+    out = {}
+    for line in (run_dir / "metrics.jsonl").read_text().splitlines():
+        r = json.loads(line)
+        out.setdefault((r.get("part"), r["cell"]), []).append({k: r[k] for k in fields if k in r})
+    return out
+
+
+def _rows(table):
+    return {line.split("|")[1].strip(): line for line in table.splitlines()[2:]}
+
+
+def test_gradient_flow_results_follow_the_cell_name_not_its_place(runs, load_script):
+    mod = load_script("experiments", "gradient_flow")
+    a = mod.main(mod.Config(tiny=True, progress=False, cells=("rnn", "gru"), name="a"))
+    b = mod.main(mod.Config(tiny=True, progress=False, cells=("gru", "rnn"), name="b"))
+    fields = ("gain", "rate", "lyapunov", "norms", "mse", "reach")
+    assert _per_cell(runs / "a", fields) == _per_cell(runs / "b", fields)
+    for table in ("init", "gains", "trained"):
+        assert _rows(a["tables"][table]) == _rows(b["tables"][table]), table
+
+
+def test_adding_problem_results_follow_the_cell_name_not_its_place(runs, load_script):
+    mod = load_script("experiments", "adding_problem")
+    mod.main(mod.Config(tiny=True, progress=False, cells=("rnn", "gru"), name="a"))
+    mod.main(mod.Config(tiny=True, progress=False, cells=("gru", "rnn"), name="b"))
+    fields = ("step", "loss", "eval/mse")
+    assert _per_cell(runs / "a", fields) == _per_cell(runs / "b", fields)
+
+
+def test_runs_go_under_the_current_directory(tmp_path, monkeypatch, load_script):
+    """Not inside the package, wherever it is installed; outside git the commit is "unknown"."""
+    monkeypatch.delenv("RNNJAX_RUNS", raising=False)
+    monkeypatch.chdir(tmp_path)
+    assert rj.experiment.runs_root() == tmp_path / "runs"
+    assert rj.experiment.git_commit() == "unknown"
+    mod = load_script("experiments", "adding_problem")
+    out = mod.main(mod.Config(tiny=True, progress=False, cells=("rnn",)))
+    assert out["run_dir"] == tmp_path / "runs" / "adding_problem"
+    config = json.loads((out["run_dir"] / "config.json").read_text())
+    assert config["environment"]["git_commit"] == "unknown"
+
+
+def test_key_for_is_stable_and_tells_names_apart():
+    import jax
+
+    key = jax.random.key(0)
+    data = lambda k: jax.random.key_data(k).tolist()  # noqa: E731
+    assert data(rj.experiment.key_for(key, "gru")) == data(jax.random.fold_in(key, 2411698800))  # zlib.crc32(b"gru")
+    assert data(rj.experiment.key_for(key, "rnn")) != data(rj.experiment.key_for(key, "irnn"))

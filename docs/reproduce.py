@@ -1,0 +1,346 @@
+"""Regenerates every table and figure of the README: one command.
+
+It runs the default experiments (``experiments/gradient_flow.py``, ``experiments/adding_problem.py``) and
+benchmarks (``benchmarks/rnn_speed.py``, ``benchmarks/jacobian_speed.py``), each ``main(Config())`` with its
+defaults, into ``runs/<name>/``; copies each ``report.md`` to ``docs/results/<name>.md`` (image links pointed
+at the copies) and its figures to ``docs/figures/<name>/``; then rewrites the README's result blocks, between
+``<!-- results:<name>:begin -->`` and ``<!-- results:<name>:end -->``, from those committed reports: the
+tables verbatim, the wall time and every number in the prose read from them.
+
+Run from the top of the repository::
+
+    python docs/reproduce.py                                   # everything (minutes)
+    python docs/reproduce.py --only gradient_flow adding_problem
+    python docs/reproduce.py --from-reports                    # rerun nothing: README from docs/results/
+    python docs/reproduce.py --tiny --root /tmp/r --results-dir /tmp/r/results --figures-dir /tmp/r/figures \\
+        --readme /tmp/r/README.md                              # the test: tiny configs, nothing in the repo
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+import math
+import os
+import re
+import shutil
+import sys
+import textwrap
+from collections.abc import Callable
+from pathlib import Path
+from types import ModuleType
+
+import rnnjax as rj
+
+REPO = Path(__file__).resolve().parents[1]
+SCRIPTS = {
+    "gradient_flow": "experiments",
+    "adding_problem": "experiments",
+    "rnn_speed": "benchmarks",
+    "jacobian_speed": "benchmarks",
+}
+"""Each run of the README, by name, and the folder of its script (``<folder>/<name>.py``)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    """Rerun the README's experiments and benchmarks, keep their reports and figures, rewrite the README."""
+
+    only: tuple[str, ...] = tuple(SCRIPTS)
+    """The runs to redo and the README blocks to rewrite: gradient_flow, adding_problem, rnn_speed,
+    jacobian_speed."""
+    from_reports: bool = False
+    """Run nothing: rewrite the README's blocks from the reports already in results_dir."""
+    tiny: bool = False
+    """Run every script with --tiny (seconds; for the tests, with the folders below in a tmp dir)."""
+    root: str | None = None
+    """Where the runs go (None: $RNNJAX_RUNS, else runs/ under the current directory)."""
+    results_dir: str = str(REPO / "docs" / "results")
+    """Where the reports are kept: <results_dir>/<name>.md."""
+    figures_dir: str = str(REPO / "docs" / "figures")
+    """Where the figures are kept: <figures_dir>/<name>/*.png."""
+    readme: str = str(REPO / "README.md")
+    """The README whose blocks are rewritten."""
+
+
+def load_script(name: str) -> ModuleType:
+    """``<folder>/<name>.py`` of this repository as a module."""
+    spec = importlib.util.spec_from_file_location(f"{SCRIPTS[name]}.{name}", REPO / SCRIPTS[name] / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while the class is built
+    spec.loader.exec_module(module)
+    return module
+
+
+def run(name: str, cfg: Config) -> Path:
+    """Runs one script with its defaults (or --tiny) and returns its run folder."""
+    module = load_script(name)
+    module.main(module.Config(tiny=cfg.tiny, root=cfg.root))
+    return Path(cfg.root or rj.experiment.runs_root()) / name
+
+
+def keep(name: str, run_dir: Path, cfg: Config) -> None:
+    """Copies the run's report to ``<results_dir>/<name>.md`` and its figures to ``<figures_dir>/<name>/``."""
+    figures = Path(cfg.figures_dir) / name
+    results = Path(cfg.results_dir)
+    pngs = sorted(run_dir.glob("*.png"))
+    if pngs or figures.exists():
+        figures.mkdir(parents=True, exist_ok=True)
+        for old in figures.glob("*.png"):  # a figure the run no longer draws must not linger
+            old.unlink()
+        for png in pngs:
+            shutil.copyfile(png, figures / png.name)
+    results.mkdir(parents=True, exist_ok=True)
+    link = Path(os.path.relpath(figures, results)).as_posix()
+    report = re.sub(r"\]\(([\w.-]+\.png)\)", rf"]({link}/\1)", (run_dir / "report.md").read_text())
+    (results / f"{name}.md").write_text(report)
+
+
+def rewrite_readme(names: tuple[str, ...], cfg: Config) -> None:
+    """Rewrites the README's block of each name from ``<results_dir>/<name>.md``."""
+    readme = Path(cfg.readme)
+    text = readme.read_text()
+    for name in names:
+        text = rj.experiment.replace_block(text, name, render(name, cfg))
+    readme.write_text(text)
+    print(f"rewrote {', '.join(names)} in {readme}", file=sys.stderr)
+
+
+def render(name: str, cfg: Config) -> str:
+    """The README block of one run, from its kept report."""
+    readme_dir = Path(cfg.readme).parent
+    report = Path(cfg.results_dir) / f"{name}.md"
+    links = Links(
+        report=Path(os.path.relpath(report, readme_dir)).as_posix(),
+        figures=Path(os.path.relpath(Path(cfg.figures_dir) / name, readme_dir)).as_posix(),
+    )
+    return _wrap(RENDERERS[name](report.read_text(), links))
+
+
+@dataclasses.dataclass(frozen=True)
+class Links:
+    """Paths relative to the README: the kept report and the folder of the kept figures."""
+
+    report: str
+    figures: str
+
+
+def _ran(env: dict[str, str], links: Links, command: str) -> str:
+    """``python <command>``, took N s on C CPU cores (model), and its report: the run, from its report."""
+    device = "" if env["device"].startswith("cpu") else f", on {env['device']}"
+    return (
+        f"`python {command}`, took {float(env['wall_time_s']):.0f} s on {env['cpu_count']} CPU cores "
+        f"({env['cpu']}){device}; its report is [{links.report}]({links.report})"
+    )
+
+
+def _unbroken(text: str) -> str:
+    """Spaces inside `code` made unbreakable (NUL) for the wrapping, which turns them back."""
+    return re.sub(r"`[^`]*`", lambda m: m.group(0).replace(" ", "\0"), text)
+
+
+def _wrap(markdown: str, width: int = 110) -> str:
+    """Paragraphs and list items wrapped at ``width``; tables, images and markers left as they are."""
+    out = []
+    for par in markdown.split("\n"):
+        if par.startswith(("|", "!", "<!--")) or len(par) <= width:
+            out.append(par)
+            continue
+        bullet = par.startswith("- ")
+        out.append(textwrap.fill(_unbroken(par), width, subsequent_indent="  " if bullet else "",
+                                 break_long_words=False, break_on_hyphens=False).replace("\0", " "))  # fmt: skip
+    return "\n".join(out)
+
+
+def _upper(text: str) -> str:
+    return text[:1].upper() + text[1:]
+
+
+CELL_NAMES = {"rnn": "the tanh RNN", "irnn": "the IRNN", "lstm": "the LSTM", "lstm_fb0": "the LSTM with forget bias 0",
+              "lstm_fb1": "the LSTM with forget bias 1", "gru": "the GRU"}  # fmt: skip
+
+
+def _value(cell: str) -> float:
+    """The number of a table cell: ``1.8 (bound 1.96)`` -> 1.8, ``overflow`` -> inf."""
+    head = cell.split()[0]
+    return math.inf if head == "overflow" else float(head)
+
+
+def _bound(cell: str) -> float:
+    return float(re.search(r"bound ([^)]+)\)", cell).group(1))
+
+
+def _crossing(gains: list[str], row: dict[str, str]) -> str:
+    """Where the largest exponent of one row of the gain table (``exponent / rate`` cells) reaches 0."""
+    values = [_value(row[f"g = {g}"]) for g in gains]
+    up = next((i for i, v in enumerate(values) if v >= 0), None)
+    if up is None:
+        return f"not up to gain {gains[-1]}"
+    if values[up] == 0:
+        return f"at gain {gains[up]}"
+    return f"below gain {gains[0]}" if up == 0 else f"between gains {gains[up - 1]} and {gains[up]}"
+
+
+def _join(items: list[str]) -> str:
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+
+
+def render_gradient_flow(report: str, links: Links) -> str:
+    env, c = rj.experiment.report_facts(report)
+    init, gains, trained = rj.experiment.tables_in(report)[:3]
+    at_init, by_gain, after = (rj.experiment.table_cells(t) for t in (init, gains, trained))
+    unit = 1.0 if 1.0 in c["gains"] else c["gains"][len(c["gains"]) // 2]
+    far = max(lag for lag in c["lags"] if lag <= c["length"])
+    t_far = max(lag for lag in c["lags"] if lag <= c["train_length"])
+    kept = _join([f"{CELL_NAMES[n]} {at_init[n][f'lag {far}'].split()[0]}" for n in c["cells"]])
+    lines = [f"Its default run, {_ran(env, links, 'experiments/gradient_flow.py')}, and the figures below are "
+             f"copies in `{links.figures}/`.", "",
+             f"At initialisation (gain {unit:g}, W ~ N(0, {unit**2:g}/h) per gate, T = {c['length']}): "
+             f"`||da_T/da_(T-lag)||` (largest singular value, median of {c['batch']} sequences), with Pascanu's "
+             "bound `sigma_max(W)^lag` beside the single-matrix cells:", "", init, "",
+             f"![norms at initialisation]({links.figures}/norms_at_init.png)", "",
+             "The largest Lyapunov exponent / the fitted rate, per step, against the gain:", "", gains, "",
+             f"![Lyapunov exponent against the gain]({links.figures}/lyapunov_vs_gain.png)", "",
+             f"After {c['train_steps']} steps of Adam on the adding problem (T = {c['train_length']}; always "
+             "predicting 1 scores an MSE of 0.167):", "", trained, ""]  # fmt: skip
+    for figure, alt in (("norms_trained", "norms after training"), ("gradient_reach", "how far back the gradient "
+                        "reaches"), ("lstm_gates", "the trained LSTM's gates"), ("cliff", "the cliff")):  # fmt: skip
+        lines.append(f"![{alt}]({links.figures}/{figure}.png)")
+    lines += ["", "How to read them:", "",
+              "- **Norm against lag.** On a log scale a straight line is exponential decay (vanishing) or growth "
+              "(exploding), and its slope is the \"fitted rate\" per step: `exp(rate * 50)` is what survives 50 "
+              f"steps. At gain {unit:g} the part of the gradient that survives {far} steps is: {kept}."]  # fmt: skip
+    if "rnn" in at_init:
+        rnn = at_init["rnn"]
+        norm, bound = _value(rnn[f"lag {far}"]), _bound(rnn[f"lag {far}"])
+        holds = all(_value(v) <= _bound(v) * (1 + 1e-3) for k, v in rnn.items() if k.startswith("lag"))
+        lines[-1] += (
+            f" For the tanh RNN the dashed bound `sigma_max(W)^lag` {'holds' if holds else 'fails'} but is loose "
+            f"by {math.log10(bound / norm):.0f} orders of magnitude at lag {far}: here `sigma_max(W)` is "
+            f"{_bound(rnn['lag 1']):.3g}" + (", and the saturating tanh, not `W`, does the vanishing." if norm < 1e-2
+                                            else ".")
+        )  # fmt: skip
+    gain_heads = [f"{g}" for g in c["gains"]]
+    diffs = [abs(_value(v) - float(v.split(" / ")[1])) for row in by_gain.values() for k, v in row.items()
+             if k.startswith("g = ") and not v.startswith("overflow")]  # fmt: skip
+    crossings = [f"{_crossing(gain_heads, by_gain[n])} for {CELL_NAMES[n]}" for n in ("rnn", "irnn") if n in by_gain]
+    lines.append(
+        "- **Lyapunov exponents.** The largest exponent is the long-run growth rate of the same products: it lies "
+        f"within {max(diffs):.2g} per step of the fitted rate in the table. It crosses 0 where the network turns "
+        "from ordered (perturbations and gradients die out) to chaotic (they grow)"
+        + (f": {_join(crossings)}." if crossings else ".")
+    )
+    gated = [n for n in c["cells"] if n.startswith(("lstm", "gru"))]
+    plain = [n for n in c["cells"] if n in ("rnn", "irnn")]
+
+    def mse(n: str) -> str:
+        side = "below" if float(after[n]["adding MSE"]) < 1 / 6 else "above"
+        return f"{after[n]['adding MSE']} ({side} the baseline)"
+
+    text = f"- **After training** ({c['train_steps']} steps, T = {c['train_length']})"
+    if gated:
+        rates = [float(after[n]["fitted rate"]) for n in gated]
+        norms = [_value(after[n][f"lag {t_far}"]) for n in gated]
+        text += (f" the gated cells' fitted rates lie between {min(rates):.4f} and {max(rates):.4f} per step, their "
+                 f"lag-{t_far} norms between {min(norms):.3g} and {max(norms):.3g}, and they score an MSE of "
+                 + _join([f"{after[n]['adding MSE']} ({n})" for n in gated]) + ".")  # fmt: skip
+    if plain:
+        text += (f" {_upper(_join([CELL_NAMES[n] for n in plain]))}, trained on the same batches, decay at "
+                 f"{_join([after[n]['fitted rate'] for n in plain])} per step (a gradient from step {t_far} arrives "
+                 f"shrunk to {_join([after[n][f'lag {t_far}'].split()[0] for n in plain])}) and score an MSE of "
+                 f"{_join([mse(n) for n in plain])}.")  # fmt: skip
+    lines.append(text)
+    return "\n".join(lines)
+
+
+def render_adding_problem(report: str, links: Links) -> str:
+    env, c = rj.experiment.report_facts(report)
+    (table,) = rj.experiment.tables_in(report)[:1]
+    rows = rj.experiment.table_cells(table)
+    solved = [n for n, r in rows.items() if float(r["final eval MSE"]) < 0.01]
+    unsolved = [n for n in rows if n not in solved]
+    how = "full BPTT" if c["tbptt"] is None else f"truncated BPTT, k = {c['tbptt']}"
+    optimizer = {"adam": "Adam", "adamw": "AdamW", "sgd": "SGD", "rmsprop": "RMSProp"}.get(
+        c["optimizer"], c["optimizer"]
+    )
+    cells = _join([CELL_NAMES[n] for n in c["cells"]])
+    lines = [f"Its default run trains {cells} ({c['hidden_size']} units, {optimizer} "
+             f"{c['learning_rate']:g}, clipping at {c['clip_norm']:g}, batches of {c['batch_size']}, {c['steps']} "
+             f"steps, {how}) at T = {c['length']}. The run, {_ran(env, links, 'experiments/adding_problem.py')}.", "",
+             table, "", f"![adding problem]({links.figures}/loss_curves.png)", ""]  # fmt: skip
+    parts = []
+    if solved:
+        firsts = _join([f"{CELL_NAMES[n]} at step {rows[n]['first step with MSE < 0.01']}" for n in solved])
+        parts.append(f"{_join([CELL_NAMES[n] for n in solved])} end{'s' * (len(solved) == 1)} below an MSE of "
+                     f"0.01 (first evaluated there: {firsts})")  # fmt: skip
+    if unsolved:
+        ratios = _join([f"{CELL_NAMES[n]} {rows[n]['final / baseline']}" for n in unsolved])
+        parts.append(f"{'the others do not' if solved else 'no cell ends below an MSE of 0.01'} (final MSE / "
+                     f"baseline: {ratios})")  # fmt: skip
+    lines.append(f"In this run {'; '.join(parts)}.")
+    return "\n".join(lines)
+
+
+def render_rnn_speed(report: str, links: Links) -> str:
+    env, _ = rj.experiment.report_facts(report)
+    table = rj.experiment.tables_in(report)[0]
+    rounds = re.search(r"Median of ([\d/]+) repeats", report).group(1)
+    header, _, *rows = [[v.strip() for v in line.strip("|").split("|")] for line in table.splitlines()]
+    rows = [dict(zip(header, row, strict=True)) for row in rows]
+
+    def spread(column: str) -> str:
+        got = [r for r in rows if r[column] != "n/a"]
+        if not got:
+            return f"{column}: n/a"
+        lo, hi = (f(got, key=lambda r: float(r[column])) for f in (min, max))
+
+        def at(r: dict[str, str]) -> str:
+            against = f" against {r['flax cell']}" if column == "ours/flax" else ""
+            return f"{r['cell']}{against}, batch {r['batch']}, hidden {r['hidden']}"
+
+        return f"{column} from {lo[column]} ({at(lo)}) to {hi[column]} ({at(hi)})"
+
+    return "\n".join([
+        f"Sequences x steps per second (ratios above 1: rnnjax is faster), the median of {rounds} rounds. The run, "
+        f"{_ran(env, links, 'benchmarks/rnn_speed.py')}, with each side's fastest and slowest call. These are "
+        "measurements on a shared machine, and they move between runs: compare the sides within one run.", "",
+        table, "", f"In this run {spread('ours/flax')}, and {spread('ours/torch')}.",
+    ])  # fmt: skip
+
+
+def render_jacobian_speed(report: str, links: Links) -> str:
+    env, c = rj.experiment.report_facts(report)
+    table = rj.experiment.tables_in(report)[0]
+    row = next(iter(rj.experiment.table_cells(table).values()))
+    cell = {"rnn": "tanh RNN", "lstm": "LSTM", "gru": "GRU"}.get(c["cell"], c["cell"])
+    timed = f"timed on {row['direct k timed']} values of k and extrapolated" if c["direct_k"] else "all k timed"
+    ran = _ran(env, links, "benchmarks/jacobian_speed.py")
+    return "\n".join([
+        f"`benchmarks/jacobian_speed.py` computes all `da_T/da_k` for T = {c['length']} and a {c['hidden_size']}-unit "
+        f"{cell} by accumulating step Jacobians, against a fresh `jax.jacrev` through the unrolled steps for every k "
+        f"({timed}), and against the matmul floor `T * 2 * n^3` flops. The run, {ran}.",
+        "", table,
+    ])  # fmt: skip
+
+
+RENDERERS: dict[str, Callable[[str, Links], str]] = {
+    "gradient_flow": render_gradient_flow,
+    "adding_problem": render_adding_problem,
+    "rnn_speed": render_rnn_speed,
+    "jacobian_speed": render_jacobian_speed,
+}
+
+
+def main(cfg: Config) -> None:
+    """Reruns ``cfg.only`` (unless ``from_reports``), keeps their reports and figures, rewrites the README."""
+    unknown = [n for n in cfg.only if n not in SCRIPTS]
+    if unknown or not cfg.only:
+        raise ValueError(f"only: expected some of {tuple(SCRIPTS)}, got {list(cfg.only)}")
+    if not cfg.from_reports:
+        for name in cfg.only:
+            keep(name, run(name, cfg), cfg)
+    rewrite_readme(cfg.only, cfg)
+
+
+if __name__ == "__main__":
+    main(rj.experiment.parse_config(Config))
