@@ -45,7 +45,6 @@ import numpy as np
 
 import rnnjax as rj
 from rnnjax import analysis
-from rnnjax.analysis.jacobians import step_map
 
 
 @dataclasses.dataclass(frozen=True)
@@ -166,6 +165,19 @@ def direct_at(cell: rj.Cell, params: Any, xs: jax.Array, ks: jax.Array) -> jax.A
         return jax.lax.scan(body, a_k, (steps, x_seq))[0]
 
     return jax.vmap(lambda k: jax.jacrev(run_from)(states[k], k))(ks)
+
+
+def step_map(cell: rj.Cell, params: Any) -> Callable[[jax.Array, jax.Array], jax.Array]:
+    """``f(a, x) -> a'``: one step on the state vector of one example, ``a: (n,)``, ``x: (features,)``; the
+    step of :func:`rnnjax.analysis.direct_products`, through the cell's public parts."""
+    loop = cell.prepare(params)
+    like = cell.initial_carry(params)
+
+    def f(a: jax.Array, x: jax.Array) -> jax.Array:
+        new, _ = cell.recur(loop, analysis.state_from_vector(a, like), cell.project(loop, x, "xs"))
+        return analysis.state_vector(new)
+
+    return f
 
 
 def evenly_spaced_k(T: int, count: int) -> np.ndarray:

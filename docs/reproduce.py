@@ -217,7 +217,7 @@ def render_gradient_flow(report: str, links: Links) -> str:
         lines[-1] += (
             f" For the tanh RNN the dashed bound `sigma_max(W)^lag` {'holds' if holds else 'fails'} but is loose "
             f"by {math.log10(bound / norm):.0f} orders of magnitude at lag {far}: here `sigma_max(W)` is "
-            f"{_bound(rnn['lag 1']):.3g}" + (", and the saturating tanh, not `W`, does the vanishing." if norm < 1e-2
+            f"{_bound(rnn['lag 1']):.3g}" + (", and the saturating tanh, not `W`, does the vanishing." if norm < 1
                                             else ".")
         )  # fmt: skip
     gain_heads = [f"{g}" for g in c["gains"]]
@@ -270,9 +270,9 @@ def render_adding_problem(report: str, links: Links) -> str:
              table, "", f"![adding problem]({links.figures}/loss_curves.png)", ""]  # fmt: skip
     parts = []
     if solved:
-        firsts = _join([f"{CELL_NAMES[n]} at step {rows[n]['first step with MSE < 0.01']}" for n in solved])
+        firsts = _join([rows[n]["first step with MSE < 0.01"] for n in solved])
         parts.append(f"{_join([CELL_NAMES[n] for n in solved])} end{'s' * (len(solved) == 1)} below an MSE of "
-                     f"0.01 (first evaluated there: {firsts})")  # fmt: skip
+                     f"0.01 (first at step {firsts})")  # fmt: skip
     if unsolved:
         ratios = _join([f"{CELL_NAMES[n]} {rows[n]['final / baseline']}" for n in unsolved])
         parts.append(f"{'the others do not' if solved else 'no cell ends below an MSE of 0.01'} (final MSE / "
