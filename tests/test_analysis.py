@@ -1,4 +1,6 @@
-"""Gradient-flow analysis: step Jacobians and their products against direct jacrev and closed forms."""
+"""Gradient-flow analysis: step Jacobians and their products against direct jacrev and closed forms; padded
+batches against each sequence cut to its length; layers, directions and stacks of an RNN against jax.jacrev of
+hand-written compositions; products that leave float32's range; the checks of every argument."""
 
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ import pytest
 
 import rnnjax as rj
 from rnnjax import analysis
+from rnnjax.cells import LSTMState
 
 I, H, B, T = 3, 4, 2, 6
 CELLS = [rj.cells.rnn(H), rj.cells.irnn(H), rj.cells.lstm(H), rj.cells.gru(H), rj.cells.gru(H, False)]
@@ -146,20 +149,6 @@ def test_largest_exponent_crosses_zero_near_gain_one():
     assert abs(largest[1.1]) < 0.02, largest
 
 
-def test_errors():
-    J = jnp.zeros((5, 3, 3))
-    with pytest.raises(ValueError, match=r"t: expected a time in \[0, 5\]"):
-        analysis.jacobian_products(J, 6)
-    with pytest.raises(ValueError, match="ord: expected"):
-        analysis.matrix_norm(J, "nuclear")
-    with pytest.raises(ValueError, match="k: expected 1..3"):
-        analysis.lyapunov_from_jacobians(J, k=4)
-    with pytest.raises(ValueError, match="warmup: expected"):
-        analysis.lyapunov_from_jacobians(J, warmup=5)
-    with pytest.raises(ValueError, match="jacobians: expected"):
-        analysis.norm_matrix(J[None])
-
-
 @pytest.mark.parametrize("cell", CELLS[2:], ids=IDS[2:])
 def test_gate_traces_are_what_the_step_computes(cell):
     params, xs = setup(cell, seed=6)
@@ -202,3 +191,302 @@ def test_state_gradients_are_the_jacobian_products_applied_to_the_last_gradient(
         np.testing.assert_allclose(grads[:, k - 1], jnp.einsum("bi,bij->bj", last, products[:, k]), atol=1e-5)
     reach = analysis.gradient_reach(grads)
     assert reach.shape == (T,) and (np.asarray(reach) >= 0).all()
+
+
+# --- padding: a padded batch is each sequence cut to its own length ------------------------------------------
+
+LENGTHS = (T, 4, 2)
+
+
+def padded_setup(cell, seed=8):
+    params = cell.init(jax.random.key(seed), I)
+    xs = jax.random.normal(jax.random.key(seed + 1), (len(LENGTHS), T, I))
+    xs = xs.at[1, LENGTHS[1] :].set(jnp.nan)  # padding is never read
+    return params, xs, jnp.asarray(LENGTHS)
+
+
+def assert_cut(padded, cut, length, axis_len=None):
+    """``padded[:length]`` equals ``cut`` and the rest is NaN."""
+    padded, cut = np.asarray(padded), np.asarray(cut)
+    np.testing.assert_allclose(padded[:length], cut, rtol=2e-5, atol=1e-6)
+    assert np.isnan(padded[length:]).all()
+
+
+@pytest.mark.parametrize("cell", CELLS, ids=IDS)
+def test_padded_batch_equals_each_sequence_cut_to_its_length(cell):
+    params, xs, lengths = padded_setup(cell)
+    states = analysis.trajectory(cell, params, xs, lengths=lengths)
+    J = analysis.step_jacobians(cell, params, xs, lengths=lengths)
+    products = analysis.jacobian_products(J, lengths=lengths)
+    by_lag = analysis.norms_by_lag(J, lengths=lengths)
+    N = analysis.norm_matrix(J, lengths=lengths)
+    direct = analysis.direct_products(cell, params, xs, T, lengths=lengths)
+    lyap = analysis.lyapunov_spectrum(cell, params, xs, warmup=1, lengths=lengths)
+
+    def loss(ys, final):
+        return jnp.sum(jnp.tanh(ys).sum(1) ** 2) + jnp.sum(analysis.state_vector(final) ** 2)
+
+    grads = analysis.state_gradients(cell, params, xs, loss, lengths=lengths)
+    traces = analysis.gate_traces(cell, params, xs, lengths=lengths) if cell.gates is not None else {}
+    for b, L in enumerate(LENGTHS):
+        cut = xs[b : b + 1, :L]
+        J_cut = analysis.step_jacobians(cell, params, cut)
+        assert_cut(states[b], analysis.trajectory(cell, params, cut)[0], L + 1)
+        assert_cut(J[b], J_cut[0], L)
+        assert_cut(products[b], analysis.jacobian_products(J_cut)[0], L + 1)
+        assert_cut(direct[b], analysis.direct_products(cell, params, cut, L)[0], L + 1)
+        cut_lag = analysis.norms_by_lag(J_cut)
+        assert_cut(by_lag.norms[b], cut_lag.norms[0], L + 1)
+        assert np.asarray(by_lag.valid[b]).sum() == L + 1
+        np.testing.assert_allclose(by_lag.rate[b], cut_lag.rate[0], rtol=1e-4, atol=1e-6)
+        np.testing.assert_allclose(N[b, : L + 1, : L + 1], analysis.norm_matrix(J_cut[0]), rtol=2e-5, atol=1e-7)
+        assert np.isnan(np.asarray(N[b, L + 1 :])).all()
+        np.testing.assert_allclose(lyap[b], analysis.lyapunov_spectrum(cell, params, cut, warmup=1)[0], rtol=1e-4,
+                                   atol=1e-5)  # fmt: skip
+        assert_cut(grads[b], analysis.state_gradients(cell, params, cut, loss)[0], L)
+        for name, trace in traces.items():
+            assert_cut(trace[b], analysis.gate_traces(cell, params, cut)[name][0], L)
+
+
+def test_padding_under_jit_matches_eager():
+    cell = rj.cells.lstm(H)
+    params, xs, lengths = padded_setup(cell)
+
+    @jax.jit
+    def measure(params, xs, lengths):
+        J = analysis.step_jacobians(cell, params, xs, lengths=lengths)
+        return analysis.norms_by_lag(J, lengths=lengths).norms, analysis.lyapunov_from_jacobians(J, lengths=lengths)
+
+    eager_J = analysis.step_jacobians(cell, params, xs, lengths=lengths)
+    norms, lyap = measure(params, xs, lengths)
+    np.testing.assert_allclose(norms, analysis.norms_by_lag(eager_J, lengths=lengths).norms, rtol=1e-5)
+    np.testing.assert_allclose(lyap, analysis.lyapunov_from_jacobians(eager_J, lengths=lengths), rtol=1e-5)
+
+
+def test_a_sequence_of_length_zero_keeps_only_its_initial_state():
+    cell = rj.cells.gru(H)
+    params, xs = setup(cell)
+    lengths = jnp.asarray([T, 0])
+    states = analysis.trajectory(cell, params, xs, lengths=lengths)
+    assert np.isfinite(np.asarray(states[1, 0])).all() and np.isnan(np.asarray(states[1, 1:])).all()
+    products = analysis.jacobian_products(analysis.step_jacobians(cell, params, xs, lengths=lengths), 3, lengths)
+    np.testing.assert_allclose(products[1, 0], np.eye(H))  # da_0/da_0
+    assert np.isnan(np.asarray(products[1, 1:])).all()
+    lyap = analysis.lyapunov_spectrum(cell, params, xs, warmup=0, lengths=lengths)
+    assert np.isfinite(np.asarray(lyap[0])).all() and np.isnan(np.asarray(lyap[1])).all()
+
+
+# --- layers, directions and the stacked state of an rj.RNN ---------------------------------------------------
+
+
+def one_step(cell, p):
+    """The hand-written step on state vectors of one example."""
+    like = cell.initial_carry(p)
+
+    def f(a, x):
+        new, _ = cell.step(p, analysis.state_from_vector(a, like), x)
+        return analysis.state_vector(new)
+
+    return f
+
+
+def reversed_within(u, L):
+    """One sequence ``(time, features)`` reversed in its first L steps."""
+    return jnp.concatenate([u[:L][::-1], u[L:]], axis=0)
+
+
+@pytest.mark.parametrize("cell", [rj.cells.rnn(H), rj.cells.lstm(H), rj.cells.gru(H)], ids=["rnn", "lstm", "gru"])
+@pytest.mark.parametrize("layer, direction", [(0, 0), (0, 1), (1, 0), (1, 1)])
+def test_layer_and_direction_of_a_bidirectional_stack_against_jacrev_by_hand(cell, layer, direction):
+    net = rj.RNN(cell=cell, num_layers=2, bidirectional=True)
+    params = net.init(jax.random.key(9), I)
+    xs = jax.random.normal(jax.random.key(10), (2, T, I))
+    lengths = jnp.asarray([T, 4])
+    J = analysis.step_jacobians(net, params, xs, lengths=lengths, layer=layer, direction=direction)
+    states = analysis.trajectory(net, params, xs, lengths=lengths, layer=layer, direction=direction)
+    ys, finals = net.apply(params, xs, lengths=lengths)
+    below = xs if layer == 0 else net.__class__(cell=cell, bidirectional=True).apply(params[:1], xs, lengths)[0]
+    f = one_step(cell, params[layer][direction])
+    for b, L in enumerate((T, 4)):
+        u = below[b] if direction == 0 else reversed_within(below[b], L)
+        a = analysis.state_vector(cell.initial_carry(params[layer][direction]))
+        for s in range(L):  # the hand-written loop: J_s = jacrev(f) at (a_{s-1}, u_s)
+            np.testing.assert_allclose(J[b, s], jax.jacrev(f)(a, u[s]), rtol=1e-5, atol=1e-6)
+            a = f(a, u[s])
+            np.testing.assert_allclose(states[b, s + 1], a, rtol=1e-5, atol=1e-6)
+        assert np.isnan(np.asarray(J[b, L:])).all()
+        np.testing.assert_allclose(a, analysis.state_vector(finals[layer][direction])[b], rtol=1e-5, atol=1e-6)
+    if layer == 1:  # the last layer's h are the network's outputs, steps in their order of running
+        traces = {}
+        if cell.gates is not None:
+            traces = analysis.gate_traces(net, params, xs, lengths=lengths, layer=1, direction=direction)
+        part = ys[..., direction * H : (direction + 1) * H]
+        for b, L in enumerate((T, 4)):
+            expected = part[b, :L] if direction == 0 else part[b, :L][::-1]
+            np.testing.assert_allclose(states[b, 1 : L + 1, :H], expected, rtol=1e-5, atol=1e-6)
+            if traces:
+                np.testing.assert_allclose(traces["h"][b, :L], expected, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("cell", [rj.cells.rnn(H), rj.cells.lstm(H)], ids=["rnn", "lstm"])
+def test_stacked_state_against_jacrev_of_the_composed_step(cell):
+    net = rj.RNN(cell=cell, num_layers=2)
+    params = net.init(jax.random.key(11), I)
+    xs = jax.random.normal(jax.random.key(12), (2, T, I))
+    f0, f1 = one_step(cell, params[0][0]), one_step(cell, params[1][0])
+    n = analysis.state_vector(cell.initial_carry(params[0][0])).shape[-1]
+
+    def g(a, x):  # layer 1 reads layer 0's new output h
+        a0 = f0(a[:n], x)
+        return jnp.concatenate([a0, f1(a[n:], a0[:H])])
+
+    J = analysis.step_jacobians(net, params, xs)
+    states = analysis.trajectory(net, params, xs)
+    assert J.shape == (2, T, 2 * n, 2 * n)
+    for b in range(2):
+        a = jnp.zeros(2 * n)
+        for s in range(T):
+            np.testing.assert_allclose(J[b, s], jax.jacrev(g)(a, xs[b, s]), rtol=1e-5, atol=1e-6)
+            a = g(a, xs[b, s])
+        np.testing.assert_allclose(states[b, -1], a, rtol=1e-5, atol=1e-6)
+    _, finals = net.apply(params, xs)
+    final = jnp.concatenate([analysis.state_vector(finals[0][0]), analysis.state_vector(finals[1][0])], -1)
+    np.testing.assert_allclose(states[:, -1], final, rtol=1e-5, atol=1e-6)
+    products = analysis.jacobian_products(J)
+    direct = analysis.direct_products(net, params, xs, T)
+    np.testing.assert_allclose(products, direct, rtol=1e-4, atol=1e-6)
+
+    def loss(ys, finals):  # the network's last output: depends on the state through a_T only
+        return jnp.sum((ys[:, -1] - 1.0) ** 2)
+
+    grads = analysis.state_gradients(net, params, xs, loss)
+    for k in range(1, T + 1):
+        np.testing.assert_allclose(grads[:, k - 1], jnp.einsum("bi,bij->bj", grads[:, -1], products[:, k]),
+                                   rtol=1e-4, atol=1e-6)  # fmt: skip
+    exponents = analysis.lyapunov_spectrum(net, params, xs, warmup=1, k=2)
+    np.testing.assert_allclose(exponents, analysis.lyapunov_from_jacobians(J, k=2, warmup=1), rtol=1e-5)
+
+
+def test_one_layer_rnn_is_its_cell():
+    cell = rj.cells.gru(H)
+    net = rj.RNN(cell=cell)
+    params = net.init(jax.random.key(13), I)
+    xs = jax.random.normal(jax.random.key(14), (B, T, I))
+    np.testing.assert_allclose(analysis.step_jacobians(net, params, xs),
+                               analysis.step_jacobians(cell, params[0][0], xs), rtol=1e-6)  # fmt: skip
+
+
+# --- products that leave float32's range --------------------------------------------------------------------
+
+
+def linear_jacobians(gain, dtype=jnp.float32, time=100):
+    cell = rj.cells.rnn(H, "linear", recurrent_init="orthogonal", gain=gain, dtype=dtype)
+    params = cell.init(jax.random.key(15), I)
+    return analysis.step_jacobians(cell, params, jnp.zeros((1, time, I), dtype))[0]
+
+
+def test_underflow_in_float32_is_marked_and_warned_not_silently_dropped():
+    J = linear_jacobians(0.1)  # ||da_T/da_k|| = 0.1^lag: 1e-100 at lag 100, far below float32's 1.2e-38
+    with pytest.warns(analysis.NormRangeWarning, match="underflowed"):
+        lag = analysis.norms_by_lag(J)
+    underflow = np.asarray(lag.underflow)
+    assert not underflow[:37].any() and underflow[39:].all(), np.flatnonzero(underflow)
+    assert not np.asarray(lag.overflow).any()
+    np.testing.assert_allclose(lag.rate, np.log(0.1), rtol=1e-3)  # from the lags still in range
+    with pytest.warns(analysis.NormRangeWarning, match=r"underflowed .* from lag 3[89]"):
+        rate, _ = analysis.fit_rate(lag.lags, lag.norms)
+    np.testing.assert_allclose(rate, np.log(0.1), rtol=1e-3)
+    with pytest.warns(analysis.NormRangeWarning, match="underflowed"):  # under jit, too
+        jax.block_until_ready(jax.jit(analysis.norms_by_lag)(J))
+        jax.effects_barrier()
+
+
+def test_float64_reaches_1e_minus_100_and_overflow_is_marked(x64, recwarn):
+    lag = analysis.norms_by_lag(linear_jacobians(0.1, jnp.float64))
+    np.testing.assert_allclose(lag.norms, 0.1 ** np.arange(101), rtol=1e-8)
+    assert not np.asarray(lag.underflow).any() and not recwarn.list
+    with jax.enable_x64(False), pytest.warns(analysis.NormRangeWarning, match="overflowed"):
+        big = analysis.norms_by_lag(linear_jacobians(10.0, time=60))
+    overflow = np.asarray(big.overflow)
+    assert not overflow[:38].any() and overflow[40:].all()
+    np.testing.assert_allclose(big.rate, np.log(10.0), rtol=1e-3)
+
+
+# --- the checks of every argument ---------------------------------------------------------------------------
+
+
+def bad_inputs():
+    """``(name, call, message)``: each call must raise a ValueError matching the message."""
+    lstm = rj.cells.lstm(H)
+    p = lstm.init(jax.random.key(0), I)
+    xs = jnp.ones((B, T, I))
+    J = jnp.zeros((5, 3, 3))
+    carry = lstm.initial_carry(p, (B,))
+    net = rj.RNN(cell=lstm, num_layers=2, bidirectional=True)
+    net_params = net.init(jax.random.key(1), I)
+    stack = rj.RNN(cell=lstm, num_layers=2)
+    sj = analysis.step_jacobians
+    return [
+        ("t float", lambda: analysis.jacobian_products(J, 2.5), r"t: expected an int in \[0, 5\].*got float 2.5"),
+        ("t bool", lambda: analysis.jacobian_products(J, True), "t: expected an int .* got bool"),
+        ("t too large", lambda: analysis.jacobian_products(J, 6), r"t: expected an int in \[0, 5\]"),
+        ("t negative", lambda: analysis.jacobian_products(J, -1), r"t: expected an int in \[0, 5\]"),
+        ("t of direct_products", lambda: analysis.direct_products(lstm, p, xs, 1.0), "t: expected an int"),
+        ("jacobians rank 2", lambda: analysis.jacobian_products(J[0]), r"jacobians: expected square .* \(3, 3\)"),
+        ("jacobians not square", lambda: analysis.norm_matrix(jnp.zeros((5, 3, 2))), "jacobians: expected square"),
+        ("jacobians int", lambda: analysis.norms_by_lag(jnp.zeros((5, 3, 3), int)), "jacobians: expected a floating"),
+        ("jacobians list", lambda: analysis.jacobian_products([[1.0]]), "jacobians: expected an array"),
+        ("lengths shape", lambda: analysis.jacobian_products(J, lengths=np.asarray([3])), "lengths: expected shape"),
+        ("lengths float", lambda: analysis.norm_matrix(J, lengths=2.0), "lengths: expected integers"),
+        ("lengths range", lambda: analysis.lyapunov_from_jacobians(J, lengths=6), "lengths: expected values in"),
+        ("ord", lambda: analysis.matrix_norm(J, "nuclear"), r"ord: expected one of \('spectral', 'fro'\)"),
+        ("ord of norm_matrix", lambda: analysis.norm_matrix(J, "nuclear"), "ord: expected one of"),
+        ("k", lambda: analysis.lyapunov_from_jacobians(J, k=4), r"k: expected an int in \[1, 3\]"),
+        ("k float", lambda: analysis.lyapunov_from_jacobians(J, k=1.5), "k: expected an int"),
+        ("warmup", lambda: analysis.lyapunov_from_jacobians(J, warmup=5), r"warmup: expected an int in \[0, 4\]"),
+        ("min_lag", lambda: analysis.norms_by_lag(J, min_lag=-1), "min_lag: expected an int >= 0"),
+        ("fit lags", lambda: analysis.fit_rate(jnp.arange(3), jnp.ones(4)), r"lags: expected shape \(4,\)"),
+        ("cell name", lambda: sj("lstm", p, xs), r"build it with rj.cells.make\('lstm', hidden_size\)"),
+        ("cell other", lambda: analysis.trajectory(None, p, xs), "cell: expected a Cell .* got NoneType"),
+        ("params type", lambda: sj(lstm, rj.cells.gru(H).init(jax.random.key(0), I), xs), "params: expected LSTMPa"),
+        ("params NaN", lambda: sj(lstm, p._replace(W=p.W.at[0, 0].set(jnp.nan)), xs), r"params.W: expected finite"),
+        ("xs rank", lambda: sj(lstm, p, xs[0]), r"xs: expected shape \(batch, time, features\)"),
+        ("xs dtype", lambda: sj(lstm, p, xs.astype(jnp.float16)), "xs: expected the params' dtype float32, got float1"),
+        ("xs features", lambda: sj(lstm, p, jnp.ones((B, T, I + 1))), "xs: expected 3 features"),
+        ("xs NaN", lambda: sj(lstm, p, xs.at[0, 1, 0].set(jnp.nan)), r"xs: expected finite .* index \(0, 1, 0\)"),
+        ("xs lengths", lambda: sj(lstm, p, xs, lengths=jnp.asarray([T + 1, 1])), r"lengths: expected values in \[0, 6"),
+        ("carry structure", lambda: sj(lstm, p, xs, carry.h), "carry: expected the structure"),
+        ("carry shape", lambda: sj(lstm, p, xs, LSTMState(carry.h[:1], carry.c)), r"carry.h: expected shape \(2, 4\)"),
+        ("carry dtype", lambda: sj(lstm, p, xs, LSTMState(carry.h, carry.c.astype(jnp.float16))),
+         "carry.c: expected the params' dtype float32"),
+        ("carry NaN", lambda: sj(lstm, p, xs, LSTMState(carry.h + jnp.nan, carry.c)), "carry.h: expected finite"),
+        ("layer of a Cell", lambda: sj(lstm, p, xs, layer=1), "layer, direction: expected None and 0 for a Cell"),
+        ("layer range", lambda: sj(net, net_params, xs, layer=2), r"layer: expected an int in \[0, 1\]"),
+        ("direction", lambda: sj(rj.RNN(cell=lstm), ((p,),), xs, direction=1), r"direction: expected an int in \[0, 0"),
+        ("bidirectional stack", lambda: sj(net, net_params, xs), "layer: expected an int in .* bidirectional"),
+        ("net params", lambda: sj(net, net_params[:1], xs, layer=0), "params: expected 2 layers of 2 direction"),
+        ("net layer params", lambda: sj(net, (net_params[0], net_params[0]), xs, layer=0),
+         r"params\[1\]\[0\].U: expected shape \(16, 8\)"),
+        ("net carry", lambda: sj(net, net_params, xs, carry, layer=0), "carry: expected the structure"),
+        ("gates", lambda: analysis.gate_traces(rj.cells.rnn(H), rj.cells.rnn(H).init(jax.random.key(0), I), xs),
+         "cell: expected a gated cell"),
+        ("gates of a stack", lambda: analysis.gate_traces(stack, stack.init(jax.random.key(2), I), xs),
+         "layer: expected one layer"),
+        ("loss", lambda: analysis.state_gradients(lstm, p, xs, "mse"), "loss: expected a function"),
+        ("reach", lambda: analysis.gradient_reach(jnp.zeros((T, H))), r"gradients: expected \(batch, time, n\)"),
+        ("blocks cell", lambda: analysis.blocks(J, "lstm"), "cell: expected a Cell"),
+        ("blocks size", lambda: analysis.blocks(jnp.zeros((5, H, H)), lstm), r"matrix: expected \(..., 8, 8\)"),
+        ("bound W", lambda: analysis.pascanu_bound(jnp.zeros((3, 4)), jnp.arange(3)), "W: expected square"),
+        ("bound gamma", lambda: analysis.pascanu_bound(jnp.eye(3), jnp.arange(3), -1.0), "gamma: expected a number"),
+        ("eigenvalues", lambda: analysis.eigenvalues(np.zeros((3, 4))), "W: expected one square matrix"),
+        ("singular values", lambda: analysis.singular_values(jnp.zeros(3)), "matrices: expected square"),
+    ]  # fmt: skip
+
+
+BAD = bad_inputs()
+
+
+@pytest.mark.parametrize("call, message", [case[1:] for case in BAD], ids=[case[0] for case in BAD])
+def test_bad_inputs_raise_naming_the_argument(call, message):
+    with pytest.raises(ValueError, match=message):
+        call()

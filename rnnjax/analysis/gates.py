@@ -3,42 +3,49 @@
 For the LSTM: the forget gate ``f_t`` (near 1 where memory persists), the input gate ``i_t`` (the editor
 that admits the candidate), the candidate ``C~_t``, the output gate ``o_t`` and the cell state ``C_t``;
 for the GRU: the reset ``r_t``, the update ``z_t`` and the candidate ``n_t``. Each is
-``(batch, time, hidden)``, computed by the same ``cell.gates`` that the step itself uses.
+``(batch, time, hidden)``, computed by the same ``cell.gates`` that the step itself uses, from the
+states along the trajectory.
 """
 
 from __future__ import annotations
 
-import jax
-import jax.numpy as jnp
-
+from rnnjax.analysis.jacobians import padded_as_nan
+from rnnjax.analysis.systems import drive, output_of, state_from_vector
 from rnnjax.cells import Cell, LSTMState
-from rnnjax.scan import check_xs
+from rnnjax.network import RNN
 from rnnjax.types import Array, Carry, Params
 
+__all__ = ["gate_traces"]
 
-def gate_traces(cell: Cell, params: Params, xs: Array, carry: Carry | None = None) -> dict[str, Array]:
+
+def gate_traces(
+    cell: Cell | RNN, params: Params, xs: Array, carry: Carry | None = None, lengths: Array | None = None, *,
+    layer: int | None = None, direction: int = 0,
+) -> dict[str, Array]:  # fmt: skip
     """Every gate of every step, plus the states (``h``, and ``C`` for the LSTM), batch-major.
 
     Args:
+        cell, params, carry, layer, direction: as in :func:`~rnnjax.analysis.trajectory`: a gated Cell, or
+            one layer and direction of an RNN of them.
         xs: ``(batch, time, features)``.
+        lengths: ``(batch,)`` valid steps; every trace is NaN at padded steps.
 
     Returns:
-        ``{name: (batch, time, hidden)}``.
+        ``{name: (batch, time, hidden)}``, in the order the steps run (reversed within each length for
+        ``direction=1``).
     """
+    system = drive(cell, params, xs, carry, lengths, layer, direction)
+    if system.cell is None:
+        raise ValueError(f"layer: expected one layer for gate_traces of a {len(system.layers)}-layer RNN, got None")
+    cell = system.cell
     if cell.gates is None:
         raise ValueError(f"cell: expected a gated cell (lstm or gru), got {cell.name!r}")
-    xs = check_xs(xs)
-    loop = cell.prepare(params)
-    carry = cell.initial_carry(params, (xs.shape[0],)) if carry is None else carry
-
-    def body(c: Carry, x: Array):
-        xp = cell.project(loop, x)
-        gates = cell.gates(loop, c, xp)
-        c, y = cell.recur(loop, c, xp)
-        gates["h"] = y
-        if isinstance(c, LSTMState):
-            gates["C"] = c.c
-        return c, gates
-
-    _, traces = jax.lax.scan(body, carry, jnp.swapaxes(xs, 0, 1))
-    return {k: jnp.swapaxes(v, 0, 1) for k, v in traces.items()}
+    loop = cell.prepare(system.params)
+    like = cell.initial_carry(system.params, system.inputs.shape[:2])
+    previous = state_from_vector(system.states[:, :-1], like)
+    new = state_from_vector(system.states[:, 1:], like)
+    traces = dict(cell.gates(loop, previous, cell.project(loop, system.inputs)))
+    traces["h"] = output_of(new)
+    if isinstance(new, LSTMState):
+        traces["C"] = new.c
+    return {name: padded_as_nan(v, system.lengths) for name, v in traces.items()}

@@ -1,47 +1,53 @@
-"""Step Jacobians ``J_t = da_t/da_{t-1}`` along a trajectory, and their products ``da_t/da_k``.
+"""Step Jacobians ``J_t = da_t/da_{t-1}`` along a trajectory, and the reference products ``da_t/da_k``.
 
 The state ``a_t`` is a cell's whole carry as one vector: ``h_t`` for the RNN and the GRU, ``[h_t, C_t]``
-for the LSTM (``n = 2h``; :func:`blocks` takes the h/c blocks out). Times count steps: ``a_0`` is the
-initial state and ``a_t`` the state after reading ``x_t``, t = 1..T. Backpropagation through time
+for the LSTM (``n = 2h``; :func:`blocks` takes the h/c blocks out); for an :class:`~rnnjax.RNN`, one layer
+and direction of it or its whole stack (see :mod:`rnnjax.analysis.systems`). Times count steps: ``a_0`` is
+the initial state and ``a_t`` the state after reading ``x_t``, t = 1..T. Backpropagation through time
 multiplies exactly these matrices (the textbook's ``prod_{i=k+1}^{t} da_i/da_{i-1}``)::
 
     dL/da_k = dL/da_t  J_t J_{t-1} ... J_{k+1}
+
+Padding: with ``lengths`` (``(batch,)`` right-padded valid steps), a step ``t > lengths[b]`` does not exist:
+its state and Jacobian are NaN, so a padded step can never pass for a real one; the reductions
+(:func:`~rnnjax.analysis.jacobian_products`, :func:`~rnnjax.analysis.norms_by_lag`, the Lyapunov exponents)
+given the same ``lengths`` use only each sequence's valid steps, and analysing a padded batch equals
+analysing each sequence cut to its own length (NaN beyond it).
 
 References: Bengio, Simard & Frasconi 1994; Pascanu, Mikolov & Bengio 2013.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
 import jax
 import jax.numpy as jnp
-import numpy as np
 
+from rnnjax.analysis.systems import System, drive, state_from_vector, state_vector
+from rnnjax.analysis.validate import check_jacobians, check_model, check_time
 from rnnjax.cells import Cell
-from rnnjax.scan import check_xs, unroll
+from rnnjax.network import RNN
 from rnnjax.types import Array, Carry, Params
 
-
-def state_vector(carry: Carry) -> Array:
-    """The carry as one vector per example: its leaves concatenated on the last axis."""
-    return jnp.concatenate(jax.tree.leaves(carry), axis=-1)
+__all__ = ["blocks", "direct_products", "state_from_vector", "state_vector", "step_jacobians", "trajectory"]
 
 
-def state_from_vector(vector: Array, like: Carry) -> Carry:
-    """The inverse of :func:`state_vector`, shaped like ``like``."""
-    leaves, tree = jax.tree.flatten(like)
-    sizes = [leaf.shape[-1] for leaf in leaves]
-    parts = jnp.split(vector, np.cumsum(sizes)[:-1].tolist(), axis=-1)
-    return jax.tree.unflatten(tree, parts)
-
-
-def blocks(matrix: Array, cell: Cell) -> dict[str, Array]:
+def blocks(matrix: Array, cell: Cell | RNN) -> dict[str, Array]:
     """The h and c blocks of an LSTM state Jacobian (``dh/dh``, ``dh/dc``, ``dc/dh``, ``dc/dc``), or
-    ``{"hh": matrix}`` for single-state cells."""
+    ``{"hh": matrix}`` for single-state cells.
+
+    Args:
+        matrix: ``(..., 2h, 2h)`` for the LSTM (one layer's state), ``(..., h, h)`` otherwise.
+        cell: the cell, or an RNN of one (one layer and direction of it).
+    """
+    cell = check_model(cell)
+    cell = cell if isinstance(cell, Cell) else cell.step_cell
+    matrix = check_jacobians(matrix, "matrix", rank=2)
+    h = cell.hidden_size
+    n = 2 * h if cell.name == "lstm" else h
+    if matrix.shape[-1] != n:
+        raise ValueError(f"matrix: expected (..., {n}, {n}) for one {cell.name} state, got {matrix.shape}")
     if cell.name != "lstm":
         return {"hh": matrix}
-    h = cell.hidden_size
     return {
         "hh": matrix[..., :h, :h],
         "hc": matrix[..., :h, h:],
@@ -50,133 +56,94 @@ def blocks(matrix: Array, cell: Cell) -> dict[str, Array]:
     }
 
 
-def trajectory(cell: Cell, params: Params, xs: Array, carry: Carry | None = None) -> Array:
-    """The states ``a_0 .. a_T`` as vectors, ``(batch, time + 1, n)``."""
-    xs = check_xs(xs)
-    initial = cell.initial_carry(params, (xs.shape[0],)) if carry is None else carry
-    _, _, carries = unroll(cell, params, xs, initial, return_carries=True)
-    return jnp.concatenate([state_vector(initial)[:, None], state_vector(carries)], axis=1)
+def padded_as_nan(values: Array, lengths: Array | None, first: int = 1) -> Array:
+    """``values: (batch, time, ...)`` with NaN where entry i is step ``i + first > lengths[b]``."""
+    if lengths is None:
+        return values
+    steps = jnp.arange(values.shape[1]) + first
+    keep = (steps[None, :] <= lengths[:, None]).reshape(values.shape[:2] + (1,) * (values.ndim - 2))
+    return jnp.where(keep, values, jnp.asarray(jnp.nan, values.dtype))
 
 
-def step_map(cell: Cell, params: Params) -> Any:
-    """``f(a, x) -> a'``: one step on state vectors of one example (for ``jax.jacrev``)."""
-    loop = cell.prepare(params)
-    like = cell.initial_carry(params)
+def trajectory(
+    cell: Cell | RNN, params: Params, xs: Array, carry: Carry | None = None, lengths: Array | None = None, *,
+    layer: int | None = None, direction: int = 0,
+) -> Array:  # fmt: skip
+    """The states ``a_0 .. a_T`` as vectors.
 
-    def f(a: Array, x: Array) -> Array:
-        new, _ = cell.recur(loop, state_from_vector(a, like), cell.project(loop, x, "xs"))
-        return state_vector(new)
+    Args:
+        cell: a Cell, or an RNN with ``params[layer][direction]`` (``layer``, ``direction``: which state; see
+            :mod:`rnnjax.analysis.systems`).
+        xs: ``(batch, time, features)``.
+        carry: the initial carry (zeros if None): ``(batch, ...)``, or ``[layer][direction]`` for an RNN.
+        lengths: ``(batch,)`` valid steps; the states after a sequence's last valid step are NaN.
 
-    return f
+    Returns:
+        ``(batch, time + 1, n)``, in the order the steps run (reversed within each length for
+        ``direction=1``).
+    """
+    system = drive(cell, params, xs, carry, lengths, layer, direction)
+    return padded_as_nan(system.states, system.lengths, first=0)
 
 
-def step_jacobians(cell: Cell, params: Params, xs: Array, carry: Carry | None = None) -> Array:
+def system_jacobians(system: System) -> Array:
+    """``J_t`` for t = 1..T of a :class:`System`: ``(batch, time, n, n)``, NaN at padded steps."""
+    jac = jax.vmap(jax.vmap(jax.jacrev(system.step)))(system.states[:, :-1], system.inputs)
+    return padded_as_nan(jac, system.lengths)
+
+
+def step_jacobians(
+    cell: Cell | RNN, params: Params, xs: Array, carry: Carry | None = None, lengths: Array | None = None, *,
+    layer: int | None = None, direction: int = 0,
+) -> Array:  # fmt: skip
     """``J_t = da_t/da_{t-1}`` for t = 1..T along the trajectory of ``xs``.
 
     Args:
-        xs: ``(batch, time, features)``.
-        carry: the initial carry (zeros if None).
+        cell, xs, carry, layer, direction: as in :func:`trajectory`.
+        lengths: ``(batch,)`` valid steps; ``J_t`` for ``t > lengths[b]`` is NaN (the step does not exist;
+            pass the same ``lengths`` to the functions that reduce the Jacobians).
 
     Returns:
         ``(batch, time, n, n)``; entry ``[:, t - 1]`` is ``J_t``, computed with ``jax.jacrev`` of the
         step, vmapped over batch and time.
     """
-    states = trajectory(cell, params, xs, carry)
-    jac = jax.jacrev(step_map(cell, params))
-    return jax.vmap(jax.vmap(jac))(states[:, :-1], jnp.asarray(xs))
+    return system_jacobians(drive(cell, params, xs, carry, lengths, layer, direction))
 
 
-def jacobian_products(jacobians: Array, t: int | None = None) -> Array:
-    """``da_t/da_k`` for one ``t`` and every ``k = 0..t``, by accumulating step Jacobians.
-
-    Args:
-        jacobians: ``(..., T, n, n)`` from :func:`step_jacobians`.
-        t: the later time, 1..T (default T).
-
-    Returns:
-        ``(..., t + 1, n, n)``; entry k is ``J_t J_{t-1} ... J_{k+1}`` (entry t is the identity).
-    """
-    T, n = jacobians.shape[-3], jacobians.shape[-1]
-    t = T if t is None else t
-    if not 0 <= t <= T:
-        raise ValueError(f"t: expected a time in [0, {T}], got {t}")
-    lead = jacobians.shape[:-3]
-    eye = jnp.broadcast_to(jnp.eye(n, dtype=jacobians.dtype), (*lead, n, n))
-
-    def back(product, J_next):  # product = da_t/da_{k+1}; J_next = J_{k+1}
-        product = product @ J_next
-        return product, product
-
-    steps = jnp.moveaxis(jacobians[..., :t, :, :], -3, 0)  # J_1 .. J_t
-    _, products = jax.lax.scan(back, eye, steps, reverse=True)  # da_t/da_k for k = 0..t-1
-    return jnp.concatenate([jnp.moveaxis(products, 0, -3), eye[..., None, :, :]], axis=-3)
-
-
-def matrix_norm(matrices: Array, ord: str = "spectral") -> Array:
-    """``||M||_2`` (largest singular value) or ``||M||_F`` of each matrix in ``(..., n, n)``."""
-    if ord == "spectral":
-        return jnp.linalg.svd(matrices, compute_uv=False)[..., 0]
-    if ord == "fro":
-        return jnp.sqrt(jnp.sum(matrices**2, axis=(-2, -1)))
-    raise ValueError(f"ord: expected 'spectral' or 'fro', got {ord!r}")
-
-
-def norm_matrix(jacobians: Array, ord: str = "spectral") -> Array:
-    """``N[t, k] = ||da_t/da_k||`` for all ``0 <= k <= t <= T`` (NaN above the diagonal).
-
-    Accumulates forward: the products ending at ``t + 1`` are ``J_{t+1}`` times those ending at
-    ``t``, so each row costs one batched matmul over k, never a new differentiation.
-
-    Args:
-        jacobians: ``(T, n, n)`` for one sequence.
-
-    Returns:
-        ``(T + 1, T + 1)``.
-    """
-    if jacobians.ndim != 3:
-        raise ValueError(f"jacobians: expected (time, n, n) for one sequence, got {jacobians.shape}")
-    T, n = jacobians.shape[0], jacobians.shape[-1]
-    eye = jnp.eye(n, dtype=jacobians.dtype)
-    products = jnp.broadcast_to(eye, (T + 1, n, n))  # row t: da_t/da_k for every k (k > t unused)
-    k = jnp.arange(T + 1)
-
-    def forward(products, inputs):
-        J, t = inputs  # J_{t}, the step into time t
-        products = jnp.where((k < t)[:, None, None], J @ products, eye)
-        norms = matrix_norm(products, ord)
-        return products, jnp.where(k <= t, norms, jnp.nan)
-
-    first = jnp.where(k == 0, 1.0, jnp.nan).astype(jacobians.dtype)
-    _, rows = jax.lax.scan(forward, products, (jacobians, jnp.arange(1, T + 1)))
-    return jnp.concatenate([first[None], rows], axis=0)
-
-
-def direct_products(cell: Cell, params: Params, xs: Array, t: int, carry: Carry | None = None) -> Array:
+def direct_products(
+    cell: Cell | RNN, params: Params, xs: Array, t: int, carry: Carry | None = None, lengths: Array | None = None,
+    *, layer: int | None = None, direction: int = 0,
+) -> Array:  # fmt: skip
     """The reference: ``da_t/da_k`` for every k by ``jax.jacrev`` through the unrolled steps.
 
     For each k it differentiates the map ``a_k -> a_t`` (steps k+1..t of the scan) anew, so it costs
-    about t times :func:`jacobian_products`; it exists to check that one.
+    about t times :func:`~rnnjax.analysis.jacobian_products`; it exists to check that one.
 
     Args:
-        xs: ``(batch, time, features)``.
+        xs, carry, layer, direction: as in :func:`trajectory`.
+        t: the later time, 0..time.
+        lengths: ``(batch,)``; a sequence of length ``L < t`` holds its state, so its later time is L.
 
     Returns:
-        ``(batch, t + 1, n, n)`` like :func:`jacobian_products`.
+        ``(batch, t + 1, n, n)`` like :func:`~rnnjax.analysis.jacobian_products`: entry k is
+        ``da_{t_b}/da_k`` with ``t_b = min(t, lengths[b])``, NaN for ``k > t_b``.
     """
-    states = trajectory(cell, params, xs, carry)
-    f = step_map(cell, params)
-    xs = jnp.asarray(xs)
-    steps = jnp.arange(1, xs.shape[1] + 1)
+    system = drive(cell, params, xs, carry, lengths, layer, direction)
+    batch, time = system.inputs.shape[:2]
+    t = check_time(t, time)
+    ends = jnp.full((batch,), t) if system.lengths is None else jnp.minimum(system.lengths, t)
+    steps = jnp.arange(1, time + 1)
 
-    def run_from(a_k: Array, k: Array, x_seq: Array) -> Array:
-        def body(a, inputs):
-            s, x = inputs
-            return jnp.where((s > k) & (s <= t), f(a, x), a), None
+    def run_from(a_k: Array, k: Array, end: Array, u_seq: Array) -> Array:
+        def body(a: Array, inputs: tuple[Array, Array]) -> tuple[Array, None]:
+            s, u = inputs
+            return jnp.where((s > k) & (s <= end), system.step(a, u), a), None
 
-        return jax.lax.scan(body, a_k, (steps, x_seq))[0]
+        return jax.lax.scan(body, a_k, (steps, u_seq))[0]
 
-    def per_example(traj: Array, x_seq: Array) -> Array:
+    def per_example(traj: Array, end: Array, u_seq: Array) -> Array:
         ks = jnp.arange(t + 1)
-        return jax.vmap(lambda k: jax.jacrev(run_from)(traj[k], k, x_seq))(ks)
+        products = jax.vmap(lambda k: jax.jacrev(run_from)(traj[k], k, end, u_seq))(ks)
+        return jnp.where((ks <= end)[:, None, None], products, jnp.asarray(jnp.nan, products.dtype))
 
-    return jax.vmap(per_example)(states, xs)
+    return jax.vmap(per_example)(system.states, ends, system.inputs)

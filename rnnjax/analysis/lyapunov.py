@@ -4,7 +4,7 @@ The exponents are the average logarithmic growth rates of perturbations of the s
 which ``||da_t/da_k||`` grows or shrinks along k independent directions as ``t - k`` grows. They are
 measured by the QR method (Benettin et al. 1980; as used for RNNs by Engelken, Wolf & Abbott 2020):
 carry an orthonormal frame Q through the step Jacobians, ``J_t Q_{t-1} = Q_t R_t``, and average
-``log |diag R_t|`` after a warm-up.
+``log |diag R_t|`` after a warm-up. With ``lengths``, each sequence averages over its own valid steps.
 """
 
 from __future__ import annotations
@@ -12,57 +12,77 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from rnnjax.analysis.jacobians import step_jacobians
+from rnnjax.analysis.jacobians import system_jacobians
+from rnnjax.analysis.systems import drive
+from rnnjax.analysis.validate import check_int, check_jacobians, check_lengths
 from rnnjax.cells import Cell
+from rnnjax.network import RNN
 from rnnjax.types import Array, Carry, Params
 
+__all__ = ["lyapunov_from_jacobians", "lyapunov_spectrum"]
 
-def lyapunov_from_jacobians(jacobians: Array, k: int | None = None, warmup: int = 0) -> Array:
+
+def lyapunov_from_jacobians(
+    jacobians: Array, k: int | None = None, warmup: int = 0, lengths: Array | None = None
+) -> Array:
     """The ``k`` largest exponents (per step) from step Jacobians ``(..., T, n, n)``, sorted.
 
     Args:
-        k: how many exponents (default all n).
+        k: how many exponents, 1..n (default all n).
         warmup: steps whose growth rates are left out of the average (the frame first has to align
-            with the growing directions); the frame is still carried through them.
+            with the growing directions); the frame is still carried through them. 0 <= warmup < T.
+        lengths: ``(...)`` valid steps per sequence: the average runs over steps ``warmup + 1 .. lengths``
+            (the Jacobians beyond are never read); NaN for a sequence no longer than ``warmup``.
 
     Returns:
         ``(..., k)``, largest first.
     """
+    jacobians = check_jacobians(jacobians)
     T, n = jacobians.shape[-3], jacobians.shape[-1]
-    k = n if k is None else k
-    if not 1 <= k <= n:
-        raise ValueError(f"k: expected 1..{n} exponents, got {k}")
-    if not 0 <= warmup < T:
-        raise ValueError(f"warmup: expected 0 <= warmup < {T} (the steps), got {warmup}")
+    k = n if k is None else check_int(k, "k", 1, n, " exponents (n, the state size)")
+    if T < 1:
+        raise ValueError(f"jacobians: expected at least one step, got shape {jacobians.shape}")
+    warmup = check_int(warmup, "warmup", 0, T - 1, " (below the steps T)")
     lead = jacobians.shape[:-3]
+    lengths = check_lengths(lengths, lead, T)
+    ends = jnp.full(lead, T, jnp.int32) if lengths is None else lengths
     # A fixed random frame, not the first k axes: an axis can sit in the null space of every J_t (a dead
     # ReLU unit), which would pin its exponent at -inf however the rest of the network behaves.
     frame = jnp.linalg.qr(jax.random.normal(jax.random.key(0), (n, k), jacobians.dtype))[0]
     Q0 = jnp.broadcast_to(frame, (*lead, n, k))
+    eye = jnp.eye(n, dtype=jacobians.dtype)
 
-    def body(Q, inputs):
-        J, t = inputs
+    def body(Q: Array, inputs: tuple[Array, Array]) -> tuple[Array, Array]:
+        J, t = inputs  # t = 0..T-1: the step t + 1
+        used = (t >= warmup) & (t < ends)
+        J = jnp.where((t < ends)[..., None, None], J, eye)  # never read a padded step
         Q, R = jnp.linalg.qr(J @ Q)
         logs = jnp.log(jnp.abs(jnp.diagonal(R, axis1=-2, axis2=-1)))
-        return Q, jnp.where(t >= warmup, logs, 0.0)
+        return Q, jnp.where(used[..., None], logs, 0.0)
 
     steps = jnp.moveaxis(jacobians, -3, 0)
     _, logs = jax.lax.scan(body, Q0, (steps, jnp.arange(T)))
-    exponents = logs.sum(0) / (T - warmup)
+    counted = ends - warmup
+    exponents = logs.sum(0) / jnp.where(counted > 0, counted, jnp.nan).astype(logs.dtype)[..., None]
     return -jnp.sort(-exponents, axis=-1)
 
 
 def lyapunov_spectrum(
-    cell: Cell, params: Params, xs: Array, carry: Carry | None = None, k: int | None = None, warmup: int = 100
-) -> Array:
+    cell: Cell | RNN, params: Params, xs: Array, carry: Carry | None = None, k: int | None = None,
+    warmup: int = 100, lengths: Array | None = None, *, layer: int | None = None, direction: int = 0,
+) -> Array:  # fmt: skip
     """The ``k`` largest Lyapunov exponents per step of ``cell`` driven by ``xs``, per sequence.
 
     Args:
+        cell, params, carry, layer, direction: as in :func:`~rnnjax.analysis.trajectory` (a Cell, or one
+            layer and direction or the whole stack of an RNN).
         xs: ``(batch, time, features)``: each row is one trajectory (use zeros for the autonomous
             network).
-        warmup: steps left out of the average; ``time`` must exceed it.
+        warmup: steps left out of the average; ``time`` (and each length) must exceed it.
+        lengths: ``(batch,)`` valid steps: each sequence averages over its own.
 
     Returns:
         ``(batch, k)``, largest first. For a linear RNN they are ``log |eigenvalues of W|``.
     """
-    return lyapunov_from_jacobians(step_jacobians(cell, params, xs, carry), k, warmup)
+    system = drive(cell, params, xs, carry, lengths, layer, direction)
+    return lyapunov_from_jacobians(system_jacobians(system), k, warmup, system.lengths)
