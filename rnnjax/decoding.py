@@ -8,13 +8,17 @@ decoder can run under ``jit``.
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 
+from rnnjax.checks import check_float, check_key, check_nonnegative_int, check_positive_int
 from rnnjax.types import Array, Carry, PRNGKey
+
+__all__ = ["Beams", "StepFn", "beam_search", "greedy", "sample", "sample_logits"]
 
 StepFn = Callable[[Carry, Array], tuple[Array, Carry]]
 
@@ -25,10 +29,11 @@ def sample_logits(key: PRNGKey, logits: Array, temperature: float = 1.0, top_k: 
     ``temperature=0`` is the arg-max (greedy). Lower temperatures sharpen the distribution,
     higher ones flatten it.
     """
-    if temperature < 0:
-        raise ValueError(f"temperature: expected a value >= 0, got {temperature}")
-    if top_k is not None and not 1 <= top_k <= logits.shape[-1]:
-        raise ValueError(f"top_k: expected None or 1..{logits.shape[-1]} (the vocabulary), got {top_k}")
+    temperature = check_float(temperature, "temperature", low=0.0)
+    if top_k is not None and (
+        isinstance(top_k, bool) or not isinstance(top_k, numbers.Integral) or not 1 <= top_k <= logits.shape[-1]
+    ):
+        raise ValueError(f"top_k: expected None or an int in 1..{logits.shape[-1]} (the vocabulary), got {top_k!r}")
     if temperature == 0:
         return jnp.argmax(logits, axis=-1)
     logits = logits / temperature
@@ -63,6 +68,10 @@ def sample(
         logits, carry = step_fn(carry, token)
         return (carry, logits), token
 
+    num_steps = check_nonnegative_int(num_steps, "num_steps")
+    key = check_key(key)
+    if num_steps == 0:
+        return jnp.zeros((logits.shape[0], 0), jnp.int32)
     _, tokens = jax.lax.scan(body, (carry, logits), jax.random.split(key, num_steps))
     return tokens.T
 
@@ -109,8 +118,8 @@ def beam_search(
     Returns:
         ``Beams``, sorted best first.
     """
-    if beam_size < 1 or max_len < 1:
-        raise ValueError(f"beam_size, max_len: expected positive ints, got {beam_size}, {max_len}")
+    beam_size = check_positive_int(beam_size, "beam_size")
+    max_len = check_positive_int(max_len, "max_len")
     k = beam_size
     carry = jax.tree.map(lambda c: jnp.repeat(c, k, axis=0), carry)
     tokens = jnp.repeat(bos, k)
@@ -164,6 +173,7 @@ def greedy(
         length = jnp.where(done, length, t + 1)
         return (carry, token, done | (token == eos_id), length), out
 
+    max_len = check_positive_int(max_len, "max_len")
     batch = bos.shape[0]
     init = (carry, bos, jnp.zeros(batch, bool), jnp.zeros(batch, jnp.int32))
     (_, _, _, lengths), tokens = jax.lax.scan(body, init, jnp.arange(max_len, dtype=jnp.int32))

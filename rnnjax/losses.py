@@ -20,9 +20,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from rnnjax.types import Array
-
 from rnnjax.checks import check_nonnegative_int, is_concrete
+from rnnjax.types import Array
 
 __all__ = [
     "REDUCTIONS", "accuracy", "bits_per_character", "cross_entropy", "mask_from_lengths", "mse", "perplexity",

@@ -90,8 +90,13 @@ def test_fused_is_what_runs_and_autodiff_allows_forward_mode(getkey):
     def ys(xs, backward):
         return rj.unroll(cell, params, xs, backward=backward)[1]
 
-    with pytest.raises(TypeError, match="custom_vjp"):
+    with pytest.raises(TypeError, match=r"forward-mode.*use rj.unroll\(..., backward='autodiff'\)"):
         jax.jvp(lambda x: ys(x, "fused"), (xs,), (xs,))
+    with pytest.raises(TypeError, match="backward='autodiff'"):
+        jax.jacfwd(lambda x: ys(x, "fused"))(xs)
+    with pytest.raises(TypeError, match="backward='autodiff'"):  # through a network too
+        net = rj.RNN(cell, num_layers=2)
+        jax.jacfwd(lambda x: net.apply(net.init(getkey(), I), x)[0])(xs)
     jax.jvp(lambda x: ys(x, "autodiff"), (xs,), (xs,))
     vjp_fused = jax.vjp(lambda x: ys(x, "fused"), xs)[1](jnp.ones((B, T, H)))
     vjp_auto = jax.vjp(lambda x: ys(x, "autodiff"), xs)[1](jnp.ones((B, T, H)))

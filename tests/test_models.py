@@ -691,8 +691,10 @@ def test_language_model_token_errors_name_tokens(getkey):
 def test_config_errors_name_the_argument(getkey):
     with pytest.raises(ValueError, match="^output_size:"):
         LanguageModel(rj.RNN("gru", H), V - 1, vocab_size=V)
-    with pytest.raises(ValueError, match="^output_size:"):
-        LanguageModel(rj.RNN("gru", H), V)  # no vocabulary
+    with pytest.raises(ValueError, match="^vocab_size:"):
+        LanguageModel(rj.RNN("gru", H))  # no vocabulary
+    lm = LanguageModel(rj.RNN("gru", H), vocab_size=V)  # the vocabulary's size is said once
+    assert lm.output_size == lm.vocab_size == V == LanguageModel(rj.RNN("gru", H), V).vocab_size
     with pytest.raises(ValueError, match="^rnn:"):
         LanguageModel(rj.RNN("gru", H, bidirectional=True), V, vocab_size=V)
 
@@ -710,6 +712,53 @@ def test_config_errors_name_the_argument(getkey):
 
     with pytest.raises(ValueError, match="^activation:"):
         FeedForward((4,), 2, activation="sigmoid")
+
+
+@pytest.mark.parametrize(
+    "build, match",
+    [
+        (lambda: ManyToOne(rj.RNN("gru", H), 0), "^output_size: expected a positive int, got int 0"),
+        (lambda: ManyToMany(rj.RNN("gru", H), 2.0), "^output_size: expected a positive int"),
+        (lambda: ManyToOne(rj.RNN("gru", H), 2, embed_dim=0), "^embed_dim:"),
+        (lambda: ManyToOne(rj.RNN("gru", H), 2, vocab_size=-1), "^vocab_size:"),
+        (lambda: ManyToOne("gru", 2), "^rnn: expected an rj.RNN"),
+        (lambda: LanguageModel(rj.RNN("gru", H), vocab_size=0), "^vocab_size:"),
+        (lambda: FeedForward((4,), 0), "^output_size:"),
+        (lambda: FeedForward((4, 0), 2), r"^hidden_sizes\[1\]:"),
+        (lambda: FeedForward([4], 2), "^hidden_sizes: expected a tuple"),
+        (lambda: OneToMany(rj.RNN("gru", H), 0), "^vocab_size:"),
+        (lambda: OneToMany(rj.RNN("gru", H), V, bos_id=-1), "^bos_id:"),
+        (lambda: OneToMany(rj.RNN("gru", H), V, bos_id=V), "^bos_id:"),
+        (lambda: Seq2Seq(rj.RNN("lstm", H), rj.RNN("lstm", H), 0, V), "^src_vocab:"),
+        (lambda: Seq2Seq(rj.RNN("lstm", H), rj.RNN("lstm", H), V, V, eos_id=V), "^eos_id:"),
+        (lambda: Seq2Seq("lstm", rj.RNN("lstm", H), V, V), "^encoder: expected an rj.RNN"),
+    ],
+)
+def test_bad_model_configs_raise(build, match):
+    with pytest.raises(ValueError, match=match):
+        build()
+
+
+def test_bad_model_calls_raise(getkey):
+    lm = LanguageModel(rj.RNN("gru", H), vocab_size=V)
+    params = lm.init(getkey())
+    prompt = jnp.zeros((2, 3), jnp.int32)
+    with pytest.raises(ValueError, match="^num_tokens: expected an int >= 0, got int -1"):
+        lm.generate(params, prompt, -1, getkey())
+    with pytest.raises(ValueError, match="^key: expected a PRNG key"):
+        lm.generate(params, prompt, 3, 0)
+    with pytest.raises(ValueError, match="^temperature:"):
+        lm.generate(params, prompt, 3, getkey(), temperature=float("nan"))
+    with pytest.raises(ValueError, match="^top_k:"):
+        lm.generate(params, prompt, 3, getkey(), top_k=2.5)
+    assert lm.generate(params, prompt, 0, getkey()).shape == (2, 0)
+    with pytest.raises(ValueError, match="^key: expected a PRNG key"):
+        lm.init(0)
+    with pytest.raises(ValueError, match="^key: expected a PRNG key"):
+        ManyToOne(rj.RNN("gru", H), 2).init(1, I)
+    vocab = rj.data.CharVocab("ab")
+    with pytest.raises(ValueError, match=f"^vocab: expected {V} characters"):
+        lm.generate_text(params, vocab, "ab", 3, getkey())
 
     with pytest.raises(ValueError, match="^input_size:"):
         ManyToOne(rj.RNN("gru", H), 2).init(getkey())

@@ -462,7 +462,10 @@ BAD_APPLY = {
         lambda g: dict(xs=normal(1, (B, T, I + 1))),
         r"params\[0\]\[0\].U: expected shape \(20, 5\) for xs with 5 features",
     ),
-    "xs_int": (lambda g: dict(xs=np.ones((B, T, I), np.int32)), r"xs: expected a floating dtype \(cast it with .astype\(jnp.float32\)\), got int32"),
+    "xs_int": (
+        lambda g: dict(xs=np.ones((B, T, I), np.int32)),
+        r"xs: expected a floating dtype \(cast it with .astype\(jnp.float32\)\), got int32",
+    ),
     "xs_nan": (
         lambda g: dict(xs=_nan_at(g["xs"], (1, 1, 2))),
         r"xs: expected finite values at valid steps, got nan at index \(1, 1, 2\)",

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from rnnjax.checks import check_positive_int
+
+__all__ = ["ADDING_BASELINE_MSE", "adding_problem"]
+
 ADDING_BASELINE_MSE = 1.0 / 6.0
 """MSE of always predicting 1 on the adding problem: the variance of a sum of two U(0, 1)."""
 
@@ -23,10 +27,11 @@ def adding_problem(rng: np.random.Generator, batch: int, length: int) -> tuple[n
     Returns:
         ``xs: (batch, length, 2)`` float32 and ``ys: (batch, 1)`` float32.
     """
-    if length < 2:
+    if check_positive_int(length, "length") < 2:
         raise ValueError(f"length: expected at least 2 steps, got {length}")
-    if batch < 1:
-        raise ValueError(f"batch: expected a positive int, got {batch}")
+    check_positive_int(batch, "batch")
+    if not isinstance(rng, np.random.Generator):
+        raise ValueError(f"rng: expected a numpy Generator (np.random.default_rng(seed)), got {type(rng).__name__}")
     values = rng.uniform(size=(batch, length)).astype(np.float32)
     half = length // 2
     first = rng.integers(0, half, size=batch)

@@ -6,10 +6,16 @@ import dataclasses
 
 import numpy as np
 
+__all__ = ["CharVocab", "windows"]
+
 
 @dataclasses.dataclass(frozen=True)
 class CharVocab:
     """A character vocabulary; id ``k`` is ``chars[k]``.
+
+    Build it from the training text with :meth:`from_text`; ``encode`` turns text into the int32 ids a
+    :class:`rnnjax.models.LanguageModel` reads (``vocab_size=vocab.size``), ``decode`` turns sampled
+    ids back into text, and :meth:`rnnjax.models.LanguageModel.generate_text` does both around sampling.
 
     Example:
         >>> vocab = CharVocab.from_text("the color of an apple is red")
@@ -47,10 +53,28 @@ class CharVocab:
 
 
 def windows(ids: np.ndarray, length: int, rng: np.random.Generator, batch: int) -> tuple[np.ndarray, np.ndarray]:
-    """A batch of random windows for next-token training: inputs ``ids[s:s+length]`` and targets
-    shifted by one, both ``(batch, length)``."""
-    if not 1 <= length < len(ids):
-        raise ValueError(f"length: expected 1 <= length < {len(ids)} (the text's ids), got {length}")
+    """A batch of random windows for next-token training.
+
+    Args:
+        ids: ``(n,)`` the encoded text, e.g. ``vocab.encode(text)``.
+        length: steps per window, ``1 <= length < n``.
+        rng: where the window starts come from (e.g. ``np.random.default_rng([seed, step])``, so that the
+            batch of a step is a function of the step).
+        batch: windows per batch.
+
+    Returns:
+        ``(inputs, targets)``, both ``(batch, length)``: ``inputs[b] = ids[s:s+length]`` from a uniform start
+        ``s`` and ``targets[b] = ids[s+1:s+length+1]``, the next token at every step.
+    """
+    ids = np.asarray(ids)
+    if ids.ndim != 1 or not np.issubdtype(ids.dtype, np.integer):
+        raise ValueError(f"ids: expected integer ids of shape (n,), got {ids.dtype}{ids.shape}")
+    if isinstance(length, bool) or not isinstance(length, int | np.integer) or not 1 <= length < len(ids):
+        raise ValueError(f"length: expected an int with 1 <= length < {len(ids)} (the text's ids), got {length!r}")
+    if isinstance(batch, bool) or not isinstance(batch, int | np.integer) or batch < 1:
+        raise ValueError(f"batch: expected a positive int, got {batch!r}")
+    if not isinstance(rng, np.random.Generator):
+        raise ValueError(f"rng: expected a numpy Generator (np.random.default_rng(seed)), got {type(rng).__name__}")
     starts = rng.integers(0, len(ids) - length, size=batch)
     index = starts[:, None] + np.arange(length)[None, :]
     return ids[index], ids[index + 1]

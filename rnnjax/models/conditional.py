@@ -7,16 +7,19 @@ Both are trained with teacher forcing (the decoder reads the true previous token
 from __future__ import annotations
 
 import dataclasses
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 
 from rnnjax import decoding
 from rnnjax.cells import LSTMState
-from rnnjax.models.layers import Dense, check_tokens, dense, dense_init, token_step
+from rnnjax.checks import check_key, check_positive_int
+from rnnjax.models.layers import Dense, check_fields, check_tokens, dense, dense_init, token_step
 from rnnjax.network import RNN, NetCarry, NetParams
 from rnnjax.types import Array, PRNGKey
+
+__all__ = ["CONDITIONS", "OneToMany", "OneToManyParams", "Seq2Seq", "Seq2SeqParams", "shift_right"]
 
 CONDITIONS = ("state", "input", "both")
 
@@ -25,6 +28,12 @@ def shift_right(tokens: Array, bos_id: int) -> Array:
     """Decoder inputs for teacher forcing: ``[bos, y_1, ..., y_{T-1}]`` for targets ``y_1..y_T``."""
     bos = jnp.full((tokens.shape[0], 1), bos_id, tokens.dtype)
     return jnp.concatenate([bos, tokens[:, :-1]], axis=1)
+
+
+def _check_ids(model: Any, names: tuple[str, ...], vocab: int) -> None:
+    for name in names:
+        if not getattr(model, name) < vocab:
+            raise ValueError(f"{name}: expected a token id in [0, {vocab}), got {getattr(model, name)}")
 
 
 def _check_decoder(rnn: RNN, name: str) -> None:
@@ -62,11 +71,15 @@ class OneToMany:
     bos_id: int = 0
 
     def __post_init__(self) -> None:
+        check_fields(self, ("vocab_size", "embed_dim"), ("bos_id",), nets=("rnn",))
+        _check_ids(self, ("bos_id",), self.vocab_size)
         _check_decoder(self.rnn, "rnn")
         if self.condition not in CONDITIONS:
             raise ValueError(f"condition: expected one of {CONDITIONS}, got {self.condition!r}")
 
     def init(self, key: PRNGKey, condition_size: int) -> OneToManyParams:
+        check_key(key)
+        check_positive_int(condition_size, "condition_size")
         k_c, k_e, k_r, k_h = jax.random.split(key, 4)
         states = self.condition in ("state", "both")
         by_input = self.condition in ("input", "both")
@@ -169,6 +182,10 @@ class Seq2Seq:
     pad_id: int = 0
 
     def __post_init__(self) -> None:
+        check_fields(
+            self, ("src_vocab", "tgt_vocab", "embed_dim"), ("bos_id", "eos_id", "pad_id"), ("encoder", "decoder")
+        )
+        _check_ids(self, ("bos_id", "eos_id", "pad_id"), self.tgt_vocab)
         _check_decoder(self.decoder, "decoder")
         if self.encoder.num_layers != self.decoder.num_layers:
             raise ValueError(
@@ -185,6 +202,7 @@ class Seq2Seq:
         return self.encoder.output_size != self.decoder.hidden_size
 
     def init(self, key: PRNGKey) -> Seq2SeqParams:
+        check_key(key)
         keys = jax.random.split(key, 6)
         bridge = None
         if self._needs_bridge:

@@ -10,9 +10,27 @@ import jax.numpy as jnp
 import numpy as np
 
 from rnnjax.cells import LSTMState
+from rnnjax.checks import check_key, check_nonnegative_int, check_positive_int, describe, is_concrete
 from rnnjax.network import RNN, NetCarry, NetParams
-from rnnjax.scan import is_concrete
 from rnnjax.types import Array, PRNGKey
+
+__all__ = ["Dense", "check_fields", "check_tokens", "dense", "dense_init", "last_hidden", "token_step"]
+
+
+def check_fields(
+    model: Any, sizes: tuple[str, ...] = (), ids: tuple[str, ...] = (), nets: tuple[str, ...] = ()
+) -> None:
+    """A model config's fields: ``sizes`` positive ints, ``ids`` token ids (ints >= 0), ``nets`` ``rj.RNN``s."""
+    for name in sizes:
+        check_positive_int(getattr(model, name), name)
+    for name in ids:
+        check_nonnegative_int(getattr(model, name), name)
+    for name in nets:
+        value = getattr(model, name)
+        if not isinstance(value, RNN):
+            raise ValueError(
+                f"{name}: expected an rj.RNN such as rj.RNN(cell='lstm', hidden_size=64), got {describe(value)}"
+            )
 
 
 class Dense(NamedTuple):
@@ -24,6 +42,9 @@ class Dense(NamedTuple):
 
 def dense_init(key: PRNGKey, in_size: int, out_size: int, dtype: Any = jnp.float32) -> Dense:
     """Glorot-uniform ``V`` and zero ``c``."""
+    check_key(key)
+    check_positive_int(in_size, "in_size")
+    check_positive_int(out_size, "out_size")
     V = jax.nn.initializers.glorot_uniform()(key, (in_size, out_size), dtype).T
     return Dense(V, jnp.zeros((out_size,), dtype))
 

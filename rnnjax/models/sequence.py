@@ -9,10 +9,13 @@ import jax
 import jax.numpy as jnp
 
 from rnnjax import decoding
+from rnnjax.checks import check_key, check_nonnegative_int, check_positive_int
 from rnnjax.data.text import CharVocab
-from rnnjax.models.layers import Dense, check_tokens, dense, dense_init, last_hidden, token_step
+from rnnjax.models.layers import Dense, check_fields, check_tokens, dense, dense_init, last_hidden, token_step
 from rnnjax.network import RNN, NetCarry, NetParams
 from rnnjax.types import Array, PRNGKey
+
+__all__ = ["FeedForward", "LanguageModel", "ManyToMany", "ManyToOne", "SequenceParams"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -30,10 +33,16 @@ class FeedForward:
     activation: str = "tanh"
 
     def __post_init__(self) -> None:
+        if not isinstance(self.hidden_sizes, tuple):
+            raise ValueError(f"hidden_sizes: expected a tuple of widths, got {self.hidden_sizes!r}")
+        for i, width in enumerate(self.hidden_sizes):
+            check_positive_int(width, f"hidden_sizes[{i}]")
+        check_positive_int(self.output_size, "output_size")
         if self.activation not in ("tanh", "relu"):
             raise ValueError(f"activation: expected 'tanh' or 'relu', got {self.activation!r}")
 
     def init(self, key: PRNGKey, input_size: int) -> tuple[Dense, ...]:
+        check_positive_int(input_size, "input_size")
         sizes = (input_size, *self.hidden_sizes, self.output_size)
         keys = jax.random.split(key, len(sizes) - 1)
         return tuple(dense_init(k, a, b) for k, a, b in zip(keys, sizes[:-1], sizes[1:]))
@@ -65,8 +74,16 @@ class _SequenceModel:
     """Token inputs from a vocabulary of this size (embedded); None for vector inputs."""
     embed_dim: int = 32
 
+    def __post_init__(self) -> None:
+        if self.vocab_size is not None:
+            check_positive_int(self.vocab_size, "vocab_size")
+        check_fields(self, ("output_size", "embed_dim"), nets=("rnn",))
+
     def init(self, key: PRNGKey, input_size: int | None = None) -> SequenceParams:
         """``input_size``: features per step for vector inputs (ignored with a vocabulary)."""
+        check_key(key)
+        if input_size is not None:
+            check_positive_int(input_size, "input_size")
         k_e, k_r, k_h = jax.random.split(key, 3)
         if self.vocab_size is None:
             if input_size is None:
@@ -104,6 +121,7 @@ class ManyToOne(_SequenceModel):
     pool: str = "last"
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if self.pool not in ("last", "mean"):
             raise ValueError(f"pool: expected 'last' or 'mean', got {self.pool!r}")
 
@@ -130,13 +148,25 @@ class ManyToMany(_SequenceModel):
 
 @dataclasses.dataclass(frozen=True)
 class LanguageModel(_SequenceModel):
-    """Next-token prediction over a vocabulary; ``output_size`` must equal ``vocab_size``."""
+    """Next-token prediction over a vocabulary: ``LanguageModel(rnn, vocab_size=65)``.
+
+    The logits are over the same vocabulary as the inputs, so ``output_size`` follows
+    ``vocab_size`` (give either; both only if they are equal).
+    """
+
+    output_size: int | None = None
 
     def __post_init__(self) -> None:
-        if self.vocab_size is None or self.output_size != self.vocab_size:
+        if self.vocab_size is None and self.output_size is None:
+            raise ValueError("vocab_size: expected the number of tokens, got None")
+        if self.vocab_size is not None and self.output_size is not None and self.output_size != self.vocab_size:
             raise ValueError(
                 f"output_size: expected the vocab_size {self.vocab_size} (next-token logits), got {self.output_size}"
             )
+        size = self.vocab_size if self.vocab_size is not None else self.output_size
+        object.__setattr__(self, "vocab_size", size)
+        object.__setattr__(self, "output_size", size)
+        super().__post_init__()
         if self.rnn.bidirectional:
             raise ValueError("rnn: a language model reads left to right, expected bidirectional=False")
 
@@ -170,6 +200,8 @@ class LanguageModel(_SequenceModel):
         top_k: int | None = None,
     ) -> Array:
         """Continues each row of ``prompt: (batch, p)`` (p >= 1) by ``num_tokens`` sampled tokens."""
+        check_nonnegative_int(num_tokens, "num_tokens")
+        check_key(key)
         prompt = check_tokens(prompt, self.vocab_size, "prompt")
         if prompt.shape[1] < 1:
             raise ValueError("prompt: expected at least one token per row, got 0")
@@ -188,9 +220,20 @@ class LanguageModel(_SequenceModel):
     ) -> str:
         """``seed`` followed by ``num_chars`` sampled characters (``temperature=0``: greedy).
 
+        Args:
+            vocab: the :class:`rnnjax.data.CharVocab` the model was trained with (its ``size`` is
+                the model's ``vocab_size``); every character of ``seed`` must be in it.
+            seed: the text to continue, at least one character.
+            num_chars: characters to sample after it.
+            temperature, top_k: as in :func:`rnnjax.decoding.sample_logits`.
+
         Example, once a character model is trained::
 
             model.generate_text(params, vocab, "The color of an apple is", 10, key, temperature=0)
         """
+        if vocab.size != self.vocab_size:
+            raise ValueError(f"vocab: expected {self.vocab_size} characters (the model's vocab_size), got {vocab.size}")
+        if not isinstance(seed, str) or not seed:
+            raise ValueError(f"seed: expected a non-empty string to continue, got {seed!r}")
         prompt = jnp.asarray(vocab.encode(seed))[None]
         return seed + vocab.decode(self.generate(params, prompt, num_chars, key, temperature, top_k)[0])
