@@ -5,6 +5,16 @@ forward pass: the forget-gate bias of an LSTM is a value in ``params.b``, the
 identity of an IRNN is ``params.W``, and a recurrent ``gain`` is visible as the
 singular values of each gate's block of ``W``.
 
+Precision: every initialiser draws in float32 (float64 when float64 params are asked for and
+``jax_enable_x64`` is on) and casts to the requested ``dtype`` once, at the end. Half-precision
+params (``bfloat16``, ``float16``) are then the float32 draw rounded, whatever the initialiser:
+XLA has no QR for them (the orthogonal draw), and a Gaussian or uniform drawn in 8 or 11
+significand bits is a coarser distribution than its rounded float32 draw. The same key gives
+the same weights in every dtype, up to that rounding.
+
+The ``check_*`` functions validate the initialisers' arguments; the cell factories call them
+when a cell is configured, so a bad ``gain`` fails there and not at ``init``.
+
 References:
     Glorot & Bengio 2010 (``glorot_*``); LeCun et al. 1998 (``lecun_*``);
     Saxe et al. 2014 (``orthogonal``); Le, Jaitly & Hinton 2015 (``identity``, IRNN);
@@ -14,13 +24,31 @@ References:
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 
+from rnnjax.checks import check_float, check_key, describe
 from rnnjax.types import Array, PRNGKey
 
+__all__ = [
+    "INPUT_INITS",
+    "RECURRENT_INITS",
+    "Initializer",
+    "check_chrono",
+    "check_dtype",
+    "check_gain",
+    "check_input_init",
+    "check_recurrent_init",
+    "chrono_bias",
+    "draw_dtype",
+    "input_weights",
+    "recurrent_weights",
+]
+
 Initializer = Callable[[PRNGKey, tuple[int, ...], jnp.dtype], Array]
+"""``init(key, shape, dtype) -> array``, as ``jax.nn.initializers``; called with the draw dtype."""
 
 _INPUT = {
     "glorot_uniform": jax.nn.initializers.glorot_uniform,
@@ -33,10 +61,46 @@ INPUT_INITS = (*_INPUT, "torch")
 RECURRENT_INITS = ("orthogonal", "gaussian", "identity", "torch")
 
 
-def _torch_uniform(hidden_size: int) -> Initializer:
-    """PyTorch's default for every RNN weight: U(-1/sqrt(h), 1/sqrt(h))."""
-    bound = 1.0 / hidden_size**0.5
-    return lambda key, shape, dtype: jax.random.uniform(key, shape, dtype, -bound, bound)
+def check_dtype(dtype: Any, name: str = "dtype") -> jnp.dtype:
+    """``dtype`` as the floating ``jnp.dtype`` that arrays of it get (float64 becomes float32 unless
+    ``jax_enable_x64`` is on); raises a ValueError for anything that is not a real floating dtype."""
+    try:
+        if dtype is None:  # numpy reads None as float64
+            raise TypeError
+        canonical = jax.dtypes.canonicalize_dtype(dtype)
+    except TypeError:
+        raise ValueError(f"{name}: expected a floating dtype such as jnp.float32, got {describe(dtype)}") from None
+    if not jnp.issubdtype(canonical, jnp.floating):
+        raise ValueError(f"{name}: expected a floating dtype such as jnp.float32, got {canonical}")
+    return canonical
+
+
+def draw_dtype(dtype: Any) -> jnp.dtype:
+    """The dtype initialisers draw in for params of ``dtype``: float64 for float64 (with x64 on),
+    float32 for every other floating dtype (half precision included)."""
+    return jnp.dtype(jnp.float64) if check_dtype(dtype) == jnp.float64 else jnp.dtype(jnp.float32)
+
+
+def check_gain(gain: Any) -> float:
+    """``gain`` as a Python float; raises a ValueError naming ``gain`` unless it is a finite number > 0.
+
+    Bools and strings are refused (``True`` is no gain), numpy scalars accepted.
+    """
+    return check_float(gain, "gain", low=0.0, low_open=True)
+
+
+def check_chrono(t_max: Any, name: str = "chrono") -> float | None:
+    """``t_max`` (the chrono initialisation's T_max) as a Python float, or None (no chrono).
+
+    Raises a ValueError naming ``name`` unless it is a finite number > 2 (not a bool): the biases
+    are drawn as ``log(U(1, T_max - 1))``, an empty range for T_max <= 2.
+    """
+    if t_max is None:
+        return None
+    try:
+        return check_float(t_max, name, low=2.0, low_open=True)
+    except ValueError as e:
+        raise ValueError(f"{e}; T_max is the longest dependency expected, and must exceed 2") from None
 
 
 def check_input_init(init: str | Initializer) -> None:
@@ -51,14 +115,23 @@ def check_recurrent_init(init: str) -> None:
         raise ValueError(f"recurrent_init: expected one of {RECURRENT_INITS}, got {init!r}")
 
 
+def _torch_uniform(hidden_size: int) -> Initializer:
+    """PyTorch's default for every RNN weight: U(-1/sqrt(h), 1/sqrt(h))."""
+    bound = 1.0 / hidden_size**0.5
+    return lambda key, shape, dtype: jax.random.uniform(key, shape, dtype, -bound, bound)
+
+
 def input_weights(
-    key: PRNGKey, init: str | Initializer, num_gates: int, hidden_size: int, input_size: int, dtype
+    key: PRNGKey, init: str | Initializer, num_gates: int, hidden_size: int, input_size: int, dtype: Any
 ) -> Array:
     """Input-to-hidden weights ``U: (g*h, i)``, each gate's ``(h, i)`` block drawn on its own.
 
-    Fans are per gate (fan_in = i, fan_out = h), as if every gate were its own layer.
+    Fans are per gate (fan_in = i, fan_out = h), as if every gate were its own layer. A callable
+    ``init`` is called with the draw dtype (see the module docstring) and its result cast to ``dtype``.
     """
+    check_key(key)
     check_input_init(init)
+    draw = draw_dtype(dtype)
     if init == "torch":
         fn = _torch_uniform(hidden_size)
     elif callable(init):
@@ -68,10 +141,11 @@ def input_weights(
         base = _INPUT[init]()
         fn = lambda k, shape, dt: base(k, shape[::-1], dt).T  # noqa: E731
     keys = jax.random.split(key, num_gates)
-    return jnp.concatenate([fn(k, (hidden_size, input_size), dtype) for k in keys], axis=0)
+    U = jnp.concatenate([jnp.asarray(fn(k, (hidden_size, input_size), draw), draw) for k in keys], axis=0)
+    return U.astype(check_dtype(dtype))
 
 
-def recurrent_weights(key: PRNGKey, init: str, num_gates: int, hidden_size: int, gain: float, dtype) -> Array:
+def recurrent_weights(key: PRNGKey, init: str, num_gates: int, hidden_size: int, gain: float, dtype: Any) -> Array:
     """Recurrent weights ``W: (g*h, h)``, each gate's ``(h, h)`` block drawn on its own.
 
     Args:
@@ -79,31 +153,39 @@ def recurrent_weights(key: PRNGKey, init: str, num_gates: int, hidden_size: int,
             ``"gaussian"`` (entries N(0, gain^2 / h): the random-matrix ensemble whose
             spectral radius tends to ``gain``), ``"identity"`` (``gain * I``, the IRNN) or
             ``"torch"`` (PyTorch's U(-1/sqrt(h), 1/sqrt(h)), scaled by ``gain``).
-        gain: scales every block; the analysis sweeps it through the edge of chaos.
+        gain: scales every block, a finite number > 0; the analysis sweeps it through the edge of chaos.
+        dtype: of the result; drawn and scaled in float32 (float64), then cast once. In half
+            precision an orthogonal block is orthogonal up to the rounding of its entries.
     """
+    check_key(key)
     check_recurrent_init(init)
+    gain = check_gain(gain)
+    draw = draw_dtype(dtype)
     shape = (hidden_size, hidden_size)
 
     def block(k: PRNGKey) -> Array:
         if init == "orthogonal":
-            return jax.nn.initializers.orthogonal()(k, shape, dtype)
+            return jax.nn.initializers.orthogonal()(k, shape, draw)
         if init == "gaussian":
-            return jax.random.normal(k, shape, dtype) / hidden_size**0.5
+            return jax.random.normal(k, shape, draw) / hidden_size**0.5
         if init == "identity":
-            return jnp.eye(hidden_size, dtype=dtype)
-        return _torch_uniform(hidden_size)(k, shape, dtype)
+            return jnp.eye(hidden_size, dtype=draw)
+        return _torch_uniform(hidden_size)(k, shape, draw)
 
     keys = jax.random.split(key, num_gates)
-    return gain * jnp.concatenate([block(k) for k in keys], axis=0)
+    return (gain * jnp.concatenate([block(k) for k in keys], axis=0)).astype(check_dtype(dtype))
 
 
-def chrono_bias(key: PRNGKey, hidden_size: int, t_max: float, dtype) -> Array:
+def chrono_bias(key: PRNGKey, hidden_size: int, t_max: float, dtype: Any) -> Array:
     """Chrono initialisation: ``log(u)`` with ``u ~ U(1, t_max - 1)`` (Tallec & Ollivier 2018).
 
     Used as the forget-gate bias of an LSTM (its input gate gets the negative) and the
     update-gate bias of a GRU, so that characteristic memory times spread over
-    ``[1, t_max]``.
+    ``[1, t_max]``. ``t_max``: a finite number > 2 (see :func:`check_chrono`).
     """
-    if not t_max > 2:
-        raise ValueError(f"chrono: expected the longest expected dependency t_max > 2, got {t_max}")
-    return jnp.log(jax.random.uniform(key, (hidden_size,), dtype, 1.0, t_max - 1.0))
+    check_key(key)
+    t_max = check_chrono(t_max)
+    if t_max is None:
+        raise ValueError("chrono: expected the longest dependency expected T_max, a finite number > 2, got None")
+    draw = draw_dtype(dtype)
+    return jnp.log(jax.random.uniform(key, (hidden_size,), draw, 1.0, t_max - 1.0)).astype(check_dtype(dtype))
