@@ -490,3 +490,28 @@ BAD = bad_inputs()
 def test_bad_inputs_raise_naming_the_argument(call, message):
     with pytest.raises(ValueError, match=message):
         call()
+
+
+def test_state_gradients_of_one_layer_against_grad_of_a_hand_written_network():
+    cell = rj.cells.lstm(H)
+    net = rj.RNN(cell=cell, num_layers=2)
+    params = net.init(jax.random.key(16), I)
+    xs = jax.random.normal(jax.random.key(17), (B, T, I))
+    lengths = jnp.asarray([T, 3])
+    f0, f1 = one_step(cell, params[0][0]), one_step(cell, params[1][0])
+
+    def loss(ys, finals):
+        return jnp.sum(ys**2) + jnp.sum(finals[1][0].c)
+
+    def by_hand(eps, x_seq, L):  # one sequence: layer 0's states perturbed, layer 1 reads their h
+        a0, a1, total = jnp.zeros(2 * H), jnp.zeros(2 * H), 0.0
+        for s in range(L):
+            a0 = f0(a0, x_seq[s]) + eps[s]
+            a1 = f1(a1, a0[:H])
+            total = total + jnp.sum(a1[:H] ** 2)
+        return total + jnp.sum(a1[H:])
+
+    grads = analysis.state_gradients(net, params, xs, loss, lengths=lengths, layer=0)
+    for b, L in enumerate((T, 3)):
+        expected = jax.grad(by_hand)(jnp.zeros((T, 2 * H)), xs[b], L)
+        assert_cut(grads[b], expected[:L], L)
