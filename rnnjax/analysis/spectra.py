@@ -77,7 +77,7 @@ def _warn(under: np.ndarray, over: np.ndarray, first_under: np.ndarray, first_ov
         parts.append(f"{over} overflowed (Inf or NaN, above {big:.2g}, from lag {np.min(first_over)})")
     warnings.warn(
         f"fit_rate: of the norms, {' and '.join(parts)}; those lags are left out of the fitted rate, which "
-        f"comes from the lags before them (LagNorms.underflow and .overflow mark them; float64 reaches further)",
+        f"comes from the remaining lags (LagNorms.underflow and .overflow mark them; float64 reaches further)",
         NormRangeWarning,
         stacklevel=3,
     )
