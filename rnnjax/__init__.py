@@ -17,6 +17,7 @@ from rnnjax import (
     bptt,
     cells,
     checkpoint,
+    checks,
     data,
     decoding,
     experiment,
@@ -25,6 +26,7 @@ from rnnjax import (
     losses,
     models,
     plots,
+    runlog,
     train,
 )
 from rnnjax.cells import Cell
@@ -39,6 +41,7 @@ __all__ = [
     "bptt",
     "cells",
     "checkpoint",
+    "checks",
     "data",
     "decoding",
     "experiment",
@@ -47,6 +50,7 @@ __all__ = [
     "losses",
     "models",
     "plots",
+    "runlog",
     "train",
     "unroll",
 ]
