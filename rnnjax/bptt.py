@@ -30,7 +30,19 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
+from rnnjax.checks import check_finite_tree, check_positive_int, describe, is_concrete
+from rnnjax.scan import check_xs
 from rnnjax.types import Array, Carry, Params
+
+__all__ = [
+    "LOSSES",
+    "ElmanParams",
+    "elman_forward",
+    "elman_loss",
+    "explicit_grads",
+    "split_chunks",
+    "truncated_value_and_grad",
+]
 
 LOSSES = ("cross_entropy", "mse")
 
@@ -54,15 +66,34 @@ def _activation(name: str) -> tuple[Callable[[Array], Array], Callable[[Array, A
     raise ValueError(f"activation: expected 'tanh' or 'relu', got {name!r}")
 
 
-def _check(params: ElmanParams, xs: Array, targets: Array, loss: str, every_step: bool) -> None:
+def _check(params: ElmanParams, xs: Array, targets: Array, loss: str, every_step: bool, a0: Array | None) -> Array:
+    """``xs`` as an array, after checking every argument against the params' shapes."""
     if loss not in LOSSES:
         raise ValueError(f"loss: expected one of {LOSSES}, got {loss!r}")
-    if xs.ndim != 3 or xs.shape[-1] != params.U.shape[1]:
-        raise ValueError(f"xs: expected (batch, time, {params.U.shape[1]}), got {xs.shape}")
+    if not isinstance(params, ElmanParams):
+        raise ValueError(f"params: expected ElmanParams(U, W, b, V, c), got {describe(params)}")
+    h, k = jnp.shape(params.W)[0], jnp.shape(params.V)[0]
+    i = jnp.shape(params.U)[-1]
+    expected = {"U": (h, i), "W": (h, h), "b": (h,), "V": (k, h), "c": (k,)}
+    for name, shape in expected.items():
+        if jnp.shape(getattr(params, name)) != shape:
+            raise ValueError(f"params.{name}: expected shape {shape}, got {jnp.shape(getattr(params, name))}")
+    check_finite_tree(params, "params")
+    xs = check_xs(xs)
+    if xs.shape[-1] != i:
+        raise ValueError(f"xs: expected (batch, time, {i}) (params.U is {(h, i)}), got {xs.shape}")
+    if a0 is not None and jnp.shape(a0) != (xs.shape[0], h):
+        raise ValueError(f"a0: expected shape {(xs.shape[0], h)} (batch, hidden), got {jnp.shape(a0)}")
     steps = xs.shape[:2] if every_step else xs.shape[:1]
-    expected = steps if loss == "cross_entropy" else (*steps, params.V.shape[0])
-    if tuple(targets.shape) != tuple(expected):
-        raise ValueError(f"targets: expected shape {tuple(expected)} for loss={loss!r}, got {targets.shape}")
+    expected_targets = steps if loss == "cross_entropy" else (*steps, k)
+    if tuple(targets.shape) != tuple(expected_targets):
+        raise ValueError(f"targets: expected shape {tuple(expected_targets)} for loss={loss!r}, got {targets.shape}")
+    if loss == "cross_entropy":
+        if not jnp.issubdtype(targets.dtype, jnp.integer):
+            raise ValueError(f"targets: expected integer class labels for loss='cross_entropy', got {targets.dtype}")
+        if is_concrete(targets) and targets.size and (targets.min() < 0 or targets.max() >= k):
+            raise ValueError(f"targets: expected classes in [0, {k}), got min {targets.min()} and max {targets.max()}")
+    return xs
 
 
 def elman_forward(params: ElmanParams, xs: Array, a0: Array, activation: str = "tanh") -> tuple[Array, ...]:
@@ -111,7 +142,7 @@ def elman_loss(
             for ``"mse"``, ``1/2 ||o_t - y_t||^2`` with ``g`` the identity.
         every_step: an output and a loss at every step, or only at the last.
     """
-    _check(params, xs, targets, loss, every_step)
+    xs = _check(params, xs, targets, loss, every_step, a0)
     a0 = jnp.zeros((xs.shape[0], params.W.shape[0]), xs.dtype) if a0 is None else a0
     _, _, o = elman_forward(params, xs, a0, activation)
     if not every_step:
@@ -144,7 +175,7 @@ def explicit_grads(
     Returns:
         ``ElmanParams`` of gradients (or of per-step terms).
     """
-    _check(params, xs, targets, loss, every_step)
+    xs = _check(params, xs, targets, loss, every_step, a0)
     _, df = _activation(activation)
     batch, time, _ = xs.shape
     a0 = jnp.zeros((batch, params.W.shape[0]), xs.dtype) if a0 is None else a0
@@ -182,9 +213,13 @@ def split_chunks(tree: Any, k: int) -> tuple[Any, Any]:
         ``(chunks, rest)``: ``chunks`` with a leading chunk axis, ``(n, batch, k, ...)``, and the
         remaining ``time % k`` steps ``(batch, time % k, ...)``, or None when k divides time.
     """
-    time = jax.tree.leaves(tree)[0].shape[1]
-    if not isinstance(k, int) or k < 1:
-        raise ValueError(f"k: expected a positive int (steps per chunk), got {k!r}")
+    check_positive_int(k, "k")
+    leaves = jax.tree.leaves(tree)
+    if not leaves or any(jnp.ndim(x) < 2 for x in leaves):
+        raise ValueError("batch: expected a pytree of arrays (batch, time, ...), got one without a time axis")
+    time = leaves[0].shape[1]
+    if any(x.shape[:2] != leaves[0].shape[:2] for x in leaves):
+        raise ValueError(f"batch: expected every array to share (batch, time), got {[x.shape for x in leaves]}")
     n = time // k
     if n == 0:
         raise ValueError(f"k: expected at most the {time} steps of the sequence, got {k}")
@@ -229,6 +264,10 @@ def truncated_value_and_grad(
         ``(loss, grads, carry)``: the summed chunk losses, the summed gradients and the
         final carry.
     """
+    if not callable(chunk_loss):
+        raise ValueError(
+            f"chunk_loss: expected a function (params, carry, chunk) -> (loss, carry), got {describe(chunk_loss)}"
+        )
     chunks, rest = split_chunks(batch, k)
     num_chunks = jax.tree.leaves(chunks)[0].shape[0] + (rest is not None)
     if initial_carry is None:

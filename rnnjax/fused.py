@@ -38,6 +38,8 @@ from jax.custom_derivatives import SymbolicZero, custom_vjp_primal_tree_values
 from rnnjax.cells import Parts, Prepared
 from rnnjax.types import Array, Carry
 
+__all__ = ["scan"]
+
 
 def scan(
     parts: Parts,

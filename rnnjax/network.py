@@ -24,6 +24,8 @@ from rnnjax.checks import check_finite_tree, check_key, check_positive_int, chec
 from rnnjax.scan import BACKWARDS, check_carry, check_input_size, check_inputs, unroll_unchecked
 from rnnjax.types import Array, Carry, Lengths, Params, PRNGKey, Xs, Ys
 
+__all__ = ["RNN", "NetCarry", "NetParams"]
+
 NetParams = tuple[tuple[Params, ...], ...]
 """``params[layer][direction]``: one cell's params per layer and direction."""
 NetCarry = tuple[tuple[Carry, ...], ...]

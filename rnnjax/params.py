@@ -13,6 +13,8 @@ import jax.numpy as jnp
 
 from rnnjax.types import Array
 
+__all__ = ["GRUParams", "LSTMParams", "LSTMState", "RNNParams"]
+
 
 def _blocks(params: Any, names: str, gate: str) -> tuple[Array, Array]:
     """The ``(h, h + i)`` matrix over ``[h_{t-1}, x_t]`` and the bias of one gate."""

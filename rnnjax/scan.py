@@ -25,6 +25,20 @@ from rnnjax.cells import Cell
 from rnnjax.checks import check_finite_tree, describe, is_concrete
 from rnnjax.types import Array, Carry, Lengths, Params, Xs, Ys
 
+__all__ = [
+    "BACKWARDS",
+    "check_carry",
+    "check_cell",
+    "check_input_size",
+    "check_inputs",
+    "check_lengths",
+    "check_params",
+    "check_xs",
+    "reverse_within",
+    "unroll",
+    "unroll_unchecked",
+]
+
 BACKWARDS = ("fused", "autodiff")
 """The ways ``unroll`` can be differentiated (its ``backward=``)."""
 

@@ -199,6 +199,31 @@ def test_bad_inputs_raise(fn):
         fn(params, xs, targets, loss="hinge")
     with pytest.raises(ValueError, match="^activation:"):
         fn(params, xs, targets, activation="sigmoid")
+    with pytest.raises(ValueError, match=r"^targets: expected classes in \[0, 3\)"):
+        fn(params, xs, targets - 1)  # -1 would score the last class
+    with pytest.raises(ValueError, match="^targets: expected integer class labels"):
+        fn(params, xs, targets.astype(np.float32))
+    with pytest.raises(ValueError, match="^params.V: expected shape"):
+        fn(params._replace(V=np.zeros((K, H + 1), np.float32)), xs, targets)
+    with pytest.raises(ValueError, match="^params.b: expected finite values"):
+        fn(params._replace(b=np.full(H, np.nan, np.float32)), xs, targets)
+    with pytest.raises(ValueError, match="^params: expected ElmanParams"):
+        fn(tuple(params), xs, targets)
+    with pytest.raises(ValueError, match="^a0: expected shape"):
+        fn(params, xs, targets, np.zeros((B + 1, H), np.float32))
+    with pytest.raises(ValueError, match="^xs: expected finite values"):
+        fn(params, np.full_like(xs, np.inf), targets)
+
+
+def test_bad_truncation_arguments_raise():
+    batch = {"x": np.zeros((2, 6, 1), np.float32)}
+    for k, match in [(0, "^k: expected a positive int"), (True, "^k:"), (2.0, "^k:"), (7, "^k: expected at most")]:
+        with pytest.raises(ValueError, match=match):
+            bptt.split_chunks(batch, k)
+    with pytest.raises(ValueError, match="^batch: expected every array to share"):
+        bptt.split_chunks({"x": np.zeros((2, 6)), "y": np.zeros((2, 5))}, 2)
+    with pytest.raises(ValueError, match="^chunk_loss: expected a function"):
+        bptt.truncated_value_and_grad(None, {}, {}, batch, 2)
 
 
 # ---------------------------------------------------------------- truncated BPTT
