@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import copy
+import re
+
 import chex
 import flax.linen as nn
 import jax
@@ -80,11 +83,45 @@ def test_to_torch_round_trip(kind):
     chex.assert_trees_all_close(jax.jit(net_back.apply)(params_back, xs, LENGTHS), (ys, finals), atol=1e-6)
 
 
-def test_to_torch_refuses_gru_reset_before():
-    net = rj.RNN(rj.cells.gru(H, reset_after=False))
+# Cells that neither PyTorch nor Flax has, and how the error names them.
+UNCONVERTIBLE = [
+    (rj.cells.gru(H, reset_after=False), r"gru\(5, reset_after=False\)"),
+    (rj.cells.rnn(H, "linear"), r"rnn\(5, activation='linear'\)"),
+    (rj.cells.lstm(H)._replace(name="peephole"), r"peephole\(5\)"),
+]
+UNCONVERTIBLE_IDS = ["gru_reset_before", "rnn_linear", "unknown"]
+SUPPORTED = "it converts rnn with activation 'tanh' or 'relu' (irnn included), lstm, gru with reset_after=True"
+
+
+@pytest.mark.parametrize("cell,shown", UNCONVERTIBLE, ids=UNCONVERTIBLE_IDS)
+def test_to_torch_refuses_what_torch_has_not(cell, shown):
+    net = rj.RNN(cell)
     params = net.init(jax.random.key(0), I)
-    with pytest.raises(ValueError, match="net: torch.nn.GRU has only the reset_after=True form"):
+    with pytest.raises(ValueError, match=f"^net: PyTorch has no counterpart of {shown}; {re.escape(SUPPORTED)}"):
         rj.interop.to_torch(net, params)
+
+
+def test_to_torch_refuses_other_things():
+    with pytest.raises(ValueError, match="^net: expected an rj.RNN, got Cell"):
+        rj.interop.to_torch(rj.cells.lstm(H), None)
+    net = rj.RNN("lstm", H)
+    params = net.init(jax.random.key(0), I)
+    mixed = ((params[0][0]._replace(b=params[0][0].b.astype(jnp.float16)),),)
+    with pytest.raises(ValueError, match=r"^params: expected arrays of one dtype.*got \['float16', 'float32'\]"):
+        rj.interop.to_torch(net, mixed)
+
+
+def test_irnn_converts_as_the_relu_rnn():
+    net = rj.RNN(rj.cells.irnn(H))
+    params = perturbed(net.init(jax.random.key(0), I), seed=80)
+    module = rj.interop.to_torch(net, params)
+    assert module.mode == "RNN_RELU"
+    xs = normal(1, (B, T, I))
+    assert_close(net.apply(params, xs, LENGTHS)[0], run_torch(module, xs, LENGTHS))
+    variables = rj.interop.to_flax(rj.cells.irnn(H), params[0][0])
+    chex.assert_trees_all_equal(
+        rj.interop.from_flax(nn.SimpleCell(H, activation_fn=nn.relu), variables)[1], params[0][0]
+    )
 
 
 def test_to_torch_checks_params():
@@ -123,12 +160,213 @@ def test_from_torch_cell_draws_like_torch():
         (lambda: torch.nn.Linear(I, H), "module: expected torch.nn.RNN, LSTM or GRU, got Linear"),
         (lambda: torch.nn.LSTMCell(I, H), "module: expected torch.nn.RNN, LSTM or GRU, got LSTMCell"),
         (lambda: torch.nn.LSTM(I, H, proj_size=2), "module: LSTM with proj_size=2 is not supported"),
+        (lambda: torch.nn.GRUCell(I, H), "module: expected torch.nn.RNN, LSTM or GRU, got GRUCell"),
+        (lambda: "lstm", "module: expected torch.nn.RNN, LSTM or GRU, got str"),
+        (lambda: _mixed_dtypes(torch.nn.GRU(I, H)), r"module: expected weights of one dtype .*'float32', 'float64'"),
+        (lambda: torch.nn.LSTM(I, H).to(torch.complex64), r"module: expected weights of one dtype .*\['complex64'\]"),
     ],
-    ids=["linear", "lstm_cell", "proj_size"],
+    ids=["linear", "lstm_cell", "proj_size", "gru_cell", "str", "mixed_dtypes", "complex"],
 )
+@pytest.mark.filterwarnings("ignore:Complex modules are a new feature")
 def test_from_torch_rejects(make, match):
-    with pytest.raises(ValueError, match=match):
+    with pytest.raises(ValueError, match=f"^{match}"):
         rj.interop.from_torch(make())
+
+
+def _mixed_dtypes(module):
+    module.weight_hh_l0.data = module.weight_hh_l0.data.double()
+    return module
+
+
+def test_from_torch_batch_first_false_is_the_same_network():
+    """The weights do not depend on batch_first: time-major inputs there are batch-major here."""
+    torch.manual_seed(0)
+    module = torch.nn.LSTM(I, H, num_layers=2, bidirectional=True)  # batch_first=False
+    net, params = rj.interop.from_torch(module)
+    xs = normal(1, (B, T, I))
+    with torch.no_grad():
+        out, _ = module(torch.from_numpy(xs.transpose(1, 0, 2).copy()))
+    assert_close(net.apply(params, xs)[0], out.numpy().transpose(1, 0, 2))
+
+
+# --- half precision -------------------------------------------------------------------------------------
+
+# Unit roundoff u = 2^-p of each dtype (p significand bits: bfloat16 8, float16 11). Outputs of a 2-layer
+# bidirectional network of T = 6 steps, ours and PyTorch's in the dtype, each against PyTorch in float32 on
+# the same (cast) weights: an output carries ~100 roundings of at most u each (L * T steps of 4-8 each, see
+# tests/test_dtypes.py), ~10u when independent; NET = 32u of the largest output (measured: 1-4u). Ours and
+# PyTorch's differ by at most the sum of their errors.
+HALF = {"bfloat16": (jnp.bfloat16, torch.bfloat16, 2.0**-8), "float16": (jnp.float16, torch.float16, 2.0**-11)}
+NET = 32
+
+
+def torch_half_module(kind: str, torch_dtype):
+    """A 2-layer bidirectional PyTorch module in ``torch_dtype`` with random weights and biases."""
+    torch.manual_seed(1)
+    cls = OUR_CELLS[kind][1]
+    extra = {"nonlinearity": OUR_CELLS[kind][2][4:].lower()} if cls is torch.nn.RNN else {}
+    module = cls(I, H, num_layers=2, bidirectional=True, batch_first=True, **extra)
+    with torch.no_grad():
+        for p in module.parameters():
+            p.normal_(0, 0.5)
+    return module.to(torch_dtype).eval()
+
+
+def run_torch_state(module, xs, lengths):
+    """PyTorch's padded outputs and final state (``h_n`` or ``(h_n, c_n)``), as float64 numpy arrays."""
+    x = torch.from_numpy(np.array(xs, np.float32)).to(module.weight_ih_l0.dtype)
+    x = pack_padded_sequence(x, torch.as_tensor(lengths), batch_first=True, enforce_sorted=False)
+    with torch.no_grad():
+        out, state = module(x)
+    out, _ = pad_packed_sequence(out, batch_first=True, total_length=T)
+    as64 = lambda t: t.double().numpy()  # noqa: E731
+    return as64(out), jax.tree.map(as64, state)
+
+
+def assert_within(got, want, tol: float) -> None:
+    """Each leaf within ``tol`` times the largest entry of ``want``."""
+    for g, w in zip(jax.tree.leaves(got), jax.tree.leaves(want), strict=True):
+        w = np.asarray(w, np.float64)
+        np.testing.assert_allclose(np.asarray(g, np.float64), w, rtol=0, atol=tol * np.abs(w).max())
+
+
+@pytest.mark.parametrize("dtype", list(HALF))
+@pytest.mark.parametrize("kind", list(OUR_CELLS))
+def test_torch_half_precision(kind, dtype):
+    dt, torch_dt, u = HALF[dtype]
+    module = torch_half_module(kind, torch_dt)
+    net, params = rj.interop.from_torch(module)
+    assert dict(net.step_cell.options)["dtype"] == dt and net.init(jax.random.key(0), I)[1][1].W.dtype == dt
+    for leaf in jax.tree.leaves(params):
+        assert leaf.dtype == dt
+    # Weights bit for bit (the LSTM's gates reordered, the two biases summed in float32 and rounded once).
+    name = net.step_cell.name
+    w_hh = module.weight_hh_l1_reverse.float().detach().numpy()
+    np.testing.assert_array_equal(np.asarray(params[1][1].W, np.float32), rj.interop._reorder(w_hh, name))
+    # The round trip keeps the dtype and every bit.
+    back = rj.interop.to_torch(net, params)
+    assert all(p.dtype == torch_dt for p in back.parameters())
+    chex.assert_trees_all_equal(rj.interop.from_torch(back)[1], params)
+
+    xs = jnp.asarray(normal(1, (B, T, I))).astype(dt)
+    reference = run_torch_state(copy.deepcopy(module).float(), xs, LENGTHS)  # float32, on the same weights
+    theirs = run_torch_state(module, xs, LENGTHS)
+    ys, finals = net.apply(params, xs, LENGTHS)
+    assert ys.dtype == dt
+    ours = (ys, rj.interop.torch_state(finals))
+    assert_within(ours, reference, NET * u)
+    assert_within(theirs, reference, NET * u)
+    assert_within(ours, theirs, 2 * NET * u)
+
+
+@pytest.mark.parametrize("dtype", list(HALF))
+@pytest.mark.parametrize("kind", ["lstm", "gru", "simple_tanh"])
+def test_flax_half_precision(kind, dtype):
+    """Flax's cell with params and computation in the dtype: our step equals it within STEP = 4u (one
+    step rounds 4-8 times; see tests/test_dtypes.py), both against Flax in float32 on the same weights."""
+    dt, _, u = HALF[dtype]
+    make = {"lstm": nn.LSTMCell, "gru": nn.GRUCell, "simple_tanh": nn.SimpleCell}[kind]
+    module, module32 = make(H, param_dtype=dt, dtype=dt), make(H)
+    x = jnp.asarray(normal(1, (B, I))).astype(dt)
+    zeros = module.initialize_carry(jax.random.key(0), x.shape)
+    # Flax's own orthogonal initialiser has no half-precision QR: its float32 variables' shapes, random values.
+    shapes = module32.init(jax.random.key(1), *jax.tree.map(lambda a: a.astype(jnp.float32), (zeros, x)))
+    variables = jax.tree.map(lambda v: jnp.asarray(v).astype(dt), perturbed(shapes, 20))
+    flax_carry = jax.tree.map(lambda c: jnp.asarray(c).astype(dt), perturbed(zeros, seed=30))
+    cell, params = rj.interop.from_flax(module, variables)
+    assert dict(cell.options)["dtype"] == dt and cell.init(jax.random.key(0), I).W.dtype == dt
+    for leaf in jax.tree.leaves(params):
+        assert leaf.dtype == dt
+    chex.assert_trees_all_equal(rj.interop.to_flax(cell, params), variables)
+
+    name = FLAX_CELLS[kind][1]
+    cast32 = lambda t: jax.tree.map(lambda a: a.astype(jnp.float32), t)  # noqa: E731
+    reference = module32.apply(cast32(variables), cast32(flax_carry), x.astype(jnp.float32))
+    theirs = module.apply(variables, flax_carry, x)
+    carry, y = cell.step(params, to_ours(name, flax_carry), x)
+    assert y.dtype == dt
+    ours = (to_ours(name, reference[0]), reference[1])
+    assert_within((carry, y), ours, 4 * u)
+    assert_within((to_ours(name, theirs[0]), theirs[1]), ours, 4 * u)
+
+
+# --- final states in PyTorch's layout -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["lstm", "gru"])
+def test_torch_state_is_h_n(kind):
+    """``finals[layer][direction]`` is row ``layer * 2 + direction`` of PyTorch's h_n (and c_n), from a run
+    of a 2-layer bidirectional network with lengths (a packed sequence)."""
+    torch.manual_seed(0)
+    module = OUR_CELLS[kind][1](I, H, num_layers=2, bidirectional=True, batch_first=True).eval()
+    net, params = rj.interop.from_torch(module)
+    xs = normal(1, (B, T, I))
+    _, state = run_torch_state(module, xs, LENGTHS)
+    ys, finals = net.apply(params, xs, LENGTHS)
+    h_n, c_n = state if kind == "lstm" else (state, None)
+
+    ours = rj.interop.torch_state(finals)
+    chex.assert_shape(jax.tree.leaves(ours), (2 * 2, B, H))
+    assert_close(ours, state)
+    assert_close(rj.interop.from_torch_state(h_n, c_n, net), finals)
+    for layer in range(2):  # written out: row layer * num_directions + direction
+        for d in range(2):
+            h = finals[layer][d].h if kind == "lstm" else finals[layer][d]
+            assert_close(h, h_n[layer * 2 + d])
+    # The backward direction's final state is its state after reading each row's first step.
+    assert_close(finals[1][1].h if kind == "lstm" else finals[1][1], ys[:, 0, H:])
+    # Torch tensors convert as they are, and an inverse pair round trips.
+    tensors = jax.tree.map(torch.from_numpy, state)
+    h_t, c_t = tensors if kind == "lstm" else (tensors, None)
+    chex.assert_trees_all_equal(rj.interop.from_torch_state(h_t, c_t, net), rj.interop.from_torch_state(h_n, c_n, net))
+    round_trip = rj.interop.torch_state(rj.interop.from_torch_state(h_n, c_n, net))
+    chex.assert_trees_all_equal(round_trip, jax.tree.map(lambda a: jnp.asarray(a, jnp.float32), state))
+
+    # As h_0 (c_0): PyTorch's initial state becomes our initial carry.
+    h_0, c_0 = normal(5, (4, B, H)), normal(6, (4, B, H))
+    carry = rj.interop.from_torch_state(h_0, c_0 if kind == "lstm" else None, net)
+    with torch.no_grad():
+        initial = (torch.from_numpy(h_0), torch.from_numpy(c_0)) if kind == "lstm" else torch.from_numpy(h_0)
+        out, _ = module(torch.from_numpy(xs), initial)
+    assert_close(net.apply(params, xs, None, carry)[0], out.numpy())
+
+
+def test_torch_state_of_one_direction():
+    net = rj.RNN("rnn", H, num_layers=3)
+    finals = net.apply(net.init(jax.random.key(0), I), normal(1, (B, T, I)))[1]
+    h_n = rj.interop.torch_state(finals)
+    chex.assert_shape(h_n, (3, B, H))
+    chex.assert_trees_all_equal(rj.interop.from_torch_state(h_n, None, net), finals)
+
+
+@pytest.mark.parametrize(
+    "call,match",
+    [
+        (lambda n: rj.interop.from_torch_state(np.zeros((4, B, H)), None, n["lstm"]), "^c_n: expected PyTorch's c_n"),
+        (
+            lambda n: rj.interop.from_torch_state(np.zeros((4, B, H)), np.zeros((4, B, H)), n["gru"]),
+            "^c_n: expected None",
+        ),
+        (
+            lambda n: rj.interop.from_torch_state(np.zeros((2, B, H)), None, n["gru"]),
+            r"^h_n: expected shape \(4, batch, 5\) \(num_layers \* num_directions, batch, hidden\), got \(2, 3, 5\)",
+        ),
+        (lambda n: rj.interop.from_torch_state(np.zeros((4, H)), None, n["gru"]), "^h_n: expected shape"),
+        (
+            lambda n: rj.interop.from_torch_state(np.zeros((4, B, H)), np.zeros((4, 2, H)), n["lstm"]),
+            r"^c_n: expected the shape of h_n \(4, 3, 5\), got \(4, 2, 5\)",
+        ),
+        (lambda n: rj.interop.from_torch_state(np.zeros((4, B, H)), None, "gru"), "^net: expected an rj.RNN"),
+        (lambda n: rj.interop.torch_state(np.zeros((4, B, H))), "^finals: expected a tuple of layers"),
+        (lambda n: rj.interop.torch_state(((np.zeros((B, H)),), ())), "^finals: expected a tuple of layers"),
+        (lambda n: rj.interop.torch_state(()), "^finals: expected a tuple of layers"),
+    ],
+    ids=["lstm_no_c_n", "gru_c_n", "rows", "rank", "c_n_shape", "net", "finals_array", "ragged", "empty"],
+)
+def test_torch_state_errors(call, match):
+    nets = {k: rj.RNN(k, H, num_layers=2, bidirectional=True) for k in ("lstm", "gru")}
+    with pytest.raises(ValueError, match=match):
+        call(nets)
 
 
 # --- Flax -----------------------------------------------------------------------------------------------
@@ -227,10 +465,18 @@ def test_to_flax_gives_the_same_step(cell, flax_cell):
     assert_close(new_carry, to_ours(cell.name, new_flax_carry))
 
 
-def test_to_flax_refuses_gru_reset_before():
-    cell = rj.cells.gru(H, reset_after=False)
-    with pytest.raises(ValueError, match="cell: Flax's GRUCell has only the reset_after=True form"):
+@pytest.mark.parametrize("cell,shown", UNCONVERTIBLE, ids=UNCONVERTIBLE_IDS)
+def test_to_flax_refuses_what_flax_has_not(cell, shown):
+    """No silent fall back to SimpleCell's layout for a cell Flax does not have."""
+    with pytest.raises(ValueError, match=f"^cell: Flax has no counterpart of {shown}; {re.escape(SUPPORTED)}"):
         rj.interop.to_flax(cell, cell.init(jax.random.key(0), I))
+
+
+def test_to_flax_checks_params():
+    with pytest.raises(ValueError, match="^cell: expected a Cell"):
+        rj.interop.to_flax("lstm", None)
+    with pytest.raises(ValueError, match="params: expected LSTMParams, got GRUParams"):
+        rj.interop.to_flax(rj.cells.lstm(H), rj.cells.gru(H).init(jax.random.key(0), I))
 
 
 def _without(variables, *path):
