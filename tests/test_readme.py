@@ -5,6 +5,10 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pytest
+
+import rnnjax as rj
+
 README = Path(__file__).resolve().parents[1] / "README.md"
 
 
@@ -23,3 +27,89 @@ def test_readme_quick_start_has_the_main_job_and_the_tests():
     assert main.endswith("experiments/gradient_flow.py"), main
     ci = (README.parent / ".ci" / "run").read_text()
     assert "test-command" in ci
+
+
+# The README's results: the blocks between <!-- results:<name>:begin/end --> come from docs/results/<name>.md.
+RESULTS = README.parent / "docs" / "results"
+NAMES = ("gradient_flow", "adding_problem", "rnn_speed", "jacobian_speed")
+
+
+def _reproduce():
+    import importlib.util
+    import sys
+
+    spec = importlib.util.spec_from_file_location("docs.reproduce", README.parent / "docs" / "reproduce.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def _linked_files(markdown_path: Path, text: str | None = None) -> list[Path]:
+    """The local files that a markdown file (or ``text`` of it) links to: images and links, no URLs or anchors."""
+    targets = re.findall(r"\]\(([^)\s]+)\)", markdown_path.read_text() if text is None else text)
+    return [markdown_path.parent / t for t in targets if not re.match(r"\w+://|#", t)]
+
+
+def _outside_blocks(text: str) -> list[str]:
+    return re.split(r"<!-- results:\w+:begin -->.*?<!-- results:\w+:end -->", text, flags=re.S)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_readme_tables_are_the_committed_reports_tables(name):
+    block = rj.experiment.block(README.read_text(), name)
+    report = (RESULTS / f"{name}.md").read_text()
+    tables = rj.experiment.tables_in(block)
+    assert tables, name
+    for table in tables:
+        assert table in rj.experiment.tables_in(report), f"{name}: a README table is not in docs/results/{name}.md"
+
+
+def test_readme_results_are_what_the_reports_give():
+    """Every number of the blocks, prose included: `python docs/reproduce.py --from-reports` changes nothing."""
+    reproduce = _reproduce()
+    cfg = reproduce.Config(readme=str(README), results_dir=str(RESULTS), figures_dir=str(RESULTS.parent / "figures"))
+    for name in NAMES:
+        assert rj.experiment.block(README.read_text(), name) == reproduce.render(name, cfg).strip("\n"), name
+
+
+@pytest.mark.parametrize("doc", [README, *sorted(RESULTS.glob("*.md"))], ids=lambda p: p.name)
+def test_every_linked_file_exists(doc):
+    missing = [str(p.relative_to(README.parent)) for p in _linked_files(doc) if not p.exists()]
+    assert not missing, missing
+
+
+def test_reproduce_tiny_writes_reports_figures_and_the_readme(tmp_path):
+    """The whole command in its tiny configuration, into tmp folders and a copy of the README."""
+    reproduce = _reproduce()
+    readme = tmp_path / "README.md"
+    readme.write_text(README.read_text())
+    before = README.read_text()
+    argv = ["--tiny", "--root", str(tmp_path / "runs"), "--results-dir", str(tmp_path / "results"),
+            "--figures-dir", str(tmp_path / "figures"), "--readme", str(readme)]  # fmt: skip
+    reproduce.main(rj.experiment.parse_config(reproduce.Config, argv))
+
+    assert README.read_text() == before  # the repository's README is left alone
+    text = readme.read_text()
+    for name in NAMES:
+        report = (tmp_path / "results" / f"{name}.md").read_text()
+        env, config = rj.experiment.report_facts(report)
+        assert config["tiny"] and float(env["wall_time_s"]) > 0, name
+        block = rj.experiment.block(text, name)
+        assert f"{float(env['wall_time_s']):.0f} s on" in block, name
+        for table in rj.experiment.tables_in(block):
+            assert table in rj.experiment.tables_in(report), name
+    assert (tmp_path / "figures" / "gradient_flow" / "norms_trained.png").exists()
+    assert (tmp_path / "figures" / "adding_problem" / "loss_curves.png").exists()
+    blocks = "\n".join(rj.experiment.block(text, name) for name in NAMES)
+    linked = [
+        *_linked_files(readme, blocks),
+        *(p for doc in (tmp_path / "results").glob("*.md") for p in _linked_files(doc)),
+    ]
+    assert len(linked) > 10 and all(p.exists() for p in linked), [str(p) for p in linked if not p.exists()]
+    assert _outside_blocks(text) == _outside_blocks(before)  # only the blocks are rewritten
+
+    # A subset, from the kept reports only: nothing reruns and the README is the same.
+    reproduce.main(reproduce.dataclasses.replace(
+        rj.experiment.parse_config(reproduce.Config, argv), from_reports=True, only=("gradient_flow",)))  # fmt: skip
+    assert readme.read_text() == text
