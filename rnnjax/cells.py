@@ -39,7 +39,7 @@ import jax
 import jax.numpy as jnp
 
 from rnnjax import init as inits
-from rnnjax.checks import check_finite_tree, check_float, check_key, check_positive_int
+from rnnjax.checks import check_finite_tree, check_float, check_key, check_like, check_positive_int
 from rnnjax.params import GRUParams, LSTMParams, LSTMState, RNNParams
 from rnnjax.types import Array, Carry, Params, PRNGKey
 
@@ -199,19 +199,6 @@ def _check_x(x: Array, input_size: int, param_dtype: Any, name: str = "x") -> No
         )
 
 
-def _check_step_carry(carry: Carry, expected: Carry) -> None:
-    """``carry`` has the structure, shapes and dtypes of ``expected`` (the zero carry for x's batch)."""
-    got, want = jax.tree.structure(carry), jax.tree.structure(expected)
-    if got != want:
-        raise ValueError(f"carry: expected structure {want} (from cell.initial_carry), got {got}")
-    for g, w in zip(jax.tree.leaves(carry), jax.tree.leaves(expected), strict=True):
-        if jnp.shape(g) != w.shape:
-            raise ValueError(f"carry: expected arrays of shape {w.shape} (x's batch, hidden), got {jnp.shape(g)}")
-        if jnp.result_type(g) != w.dtype:
-            raise ValueError(f"carry: expected the params' dtype {w.dtype}, got {jnp.result_type(g)}")
-    check_finite_tree(carry, "carry")
-
-
 def _make_cell(
     name: str,
     cls: type,
@@ -268,7 +255,7 @@ def _make_cell(
     def step(params: Params, carry: Carry, x: Array) -> tuple[Carry, Array]:
         loop = prepare(params)
         xp = project(loop, x, "x")
-        _check_step_carry(carry, initial_carry(params, jnp.shape(x)[:-1]))
+        check_like(carry, initial_carry(params, jnp.shape(x)[:-1]), "carry")
         check_finite_tree(params, "params")
         check_finite_tree(x, "x")
         return recur(loop, carry, xp)

@@ -20,6 +20,7 @@ __all__ = [
     "check_finite_tree",
     "check_float",
     "check_key",
+    "check_like",
     "check_nonnegative_int",
     "check_positive_int",
     "check_probability",
@@ -102,3 +103,23 @@ def check_finite_tree(tree: Any, name: str) -> None:
             bad = tuple(int(i) for i in np.argwhere(~np.isfinite(values))[0])
             where = jax.tree_util.keystr(path)
             raise ValueError(f"{name}{where}: expected finite values, got {values[bad]} at index {bad}")
+
+
+def check_like(tree: Any, expected: Any, name: str, what: str = "from cell.initial_carry") -> None:
+    """Raises a ValueError unless ``tree`` has the structure, shapes and dtypes of ``expected`` (e.g. a carry
+    against ``cell.initial_carry(params, batch_shape)``), naming the first leaf that differs by its path,
+    and finite values where they can be seen."""
+    got, want = jax.tree.structure(tree), jax.tree.structure(expected)
+    if got != want:
+        raise ValueError(f"{name}: expected structure {want} ({what}), got {got}")
+    paths = jax.tree_util.tree_leaves_with_path(expected)
+    for (path, w), g in zip(paths, jax.tree.leaves(tree), strict=True):
+        where = name + jax.tree_util.keystr(path)
+        if jnp.shape(g) != jnp.shape(w):
+            raise ValueError(f"{where}: expected shape {jnp.shape(w)} (batch, hidden), got {jnp.shape(g)}")
+        if jnp.result_type(g) != jnp.result_type(w):
+            raise ValueError(
+                f"{where}: expected the params' dtype {jnp.result_type(w)}, got {jnp.result_type(g)} "
+                f"(cast it with .astype({jnp.result_type(w)}))"
+            )
+    check_finite_tree(tree, name)

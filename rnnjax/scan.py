@@ -22,7 +22,7 @@ import numpy as np
 
 from rnnjax import fused
 from rnnjax.cells import Cell
-from rnnjax.checks import check_finite_tree, describe, is_concrete
+from rnnjax.checks import check_finite_tree, check_like, describe, is_concrete
 from rnnjax.types import Array, Carry, Lengths, Params, Xs, Ys
 
 __all__ = [
@@ -110,20 +110,7 @@ def check_lengths(lengths: Any, batch: int, time: int) -> Array | None:
 def check_carry(carry: Carry, expected: Carry, name: str = "carry") -> None:
     """Raises a ValueError unless ``carry`` has the structure, shapes and dtypes of ``expected``
     (``cell.initial_carry(params, batch_shape)``), and finite values where they can be seen."""
-    got, want = jax.tree.structure(carry), jax.tree.structure(expected)
-    if got != want:
-        raise ValueError(f"{name}: expected structure {want} (from cell.initial_carry), got {got}")
-    paths = jax.tree_util.tree_leaves_with_path(expected)
-    for (path, w), g in zip(paths, jax.tree.leaves(carry), strict=True):
-        where = name + jax.tree_util.keystr(path)
-        if jnp.shape(g) != jnp.shape(w):
-            raise ValueError(f"{where}: expected shape {jnp.shape(w)} (batch, hidden), got {jnp.shape(g)}")
-        if jnp.result_type(g) != w.dtype:
-            raise ValueError(
-                f"{where}: expected the params' dtype {w.dtype}, got {jnp.result_type(g)} "
-                f"(cast it with .astype({w.dtype}))"
-            )
-    check_finite_tree(carry, name)
+    check_like(carry, expected, name)
 
 
 def check_input_size(params: Params, xs: Array, name: str = "params") -> None:

@@ -10,12 +10,12 @@ from __future__ import annotations
 import numbers
 from typing import Any
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 
+from rnnjax import scan
 from rnnjax.cells import Cell
-from rnnjax.checks import check_finite_tree, describe, is_concrete
+from rnnjax.checks import check_finite_tree, check_like, describe, is_concrete
 from rnnjax.network import RNN
 from rnnjax.types import Array, Carry
 
@@ -111,30 +111,12 @@ def check_xs(xs: Any, dtype: Any, input_size: int, lengths: Any = None, name: st
         raise ValueError(
             f"{name}: expected {input_size} features per step (the params' input size), got shape {tuple(xs.shape)}"
         )
-    if is_concrete(xs) and (lengths is None or is_concrete(lengths)):
-        values = np.asarray(xs)
-        bad = ~np.isfinite(values)
-        if lengths is not None:
-            bad &= (np.arange(xs.shape[1])[None, :] < np.asarray(lengths)[:, None])[..., None]
-        if bad.any():
-            at = tuple(int(i) for i in np.argwhere(bad)[0])
-            raise ValueError(f"{name}: expected finite values at valid steps, got {values[at]} at index {at}")
-    return jnp.asarray(xs)
+    return scan.check_xs(xs, name, lengths)
 
 
 def check_carry(carry: Carry, expected: Carry, name: str = "carry") -> Carry:
     """``carry`` if it has the structure, shapes and dtypes of ``expected`` and finite values where seen."""
-    got, want = jax.tree.structure(carry), jax.tree.structure(expected)
-    if got != want:
-        raise ValueError(f"{name}: expected the structure {want} (from initial_carry), got {got}")
-    paths = jax.tree_util.tree_leaves_with_path(expected)
-    for (path, w), g in zip(paths, jax.tree.leaves(carry), strict=True):
-        where = name + jax.tree_util.keystr(path)
-        if jnp.shape(g) != jnp.shape(w):
-            raise ValueError(f"{where}: expected shape {jnp.shape(w)} (batch, hidden), got {jnp.shape(g)}")
-        if jnp.result_type(g) != w.dtype:
-            raise ValueError(f"{where}: expected the params' dtype {w.dtype}, got {jnp.result_type(g)}")
-    check_finite_tree(carry, name)
+    check_like(carry, expected, name, "from initial_carry")
     return carry
 
 
