@@ -41,7 +41,10 @@ def _nan_params(params):
 
 # (name, call(cell, params, carry, xs), the start of the message)
 CELL_CASES = {
-    "step_carry_bf16": (lambda c, p, h, xs: c.step(p, _cast(h, jnp.bfloat16), xs[:, 0]), r"carry\S*: expected the params"),
+    "step_carry_bf16": (
+        lambda c, p, h, xs: c.step(p, _cast(h, jnp.bfloat16), xs[:, 0]),
+        r"carry\S*: expected the params",
+    ),
     "step_carry_batch": (lambda c, p, h, xs: c.step(p, h, xs[:2, 0]), r"carry\S*: expected shape \(2, 5\)"),
     "step_carry_nan": (
         lambda c, p, h, xs: c.step(p, jax.tree.map(lambda a: a.at[0, 0].set(jnp.nan), h), xs[:, 0]),
