@@ -113,13 +113,25 @@ def make_cell(name: str, hidden: int, gain: float | None = None) -> rj.Cell:
 def measure(cell: rj.Cell, params: Any, xs: jax.Array, lyap_xs: jax.Array, warmup: int) -> dict[str, Any]:
     """Norms of da_T/da_k against the lag (median over the batch), their rate, the largest exponent."""
     J = analysis.step_jacobians(cell, params, xs)
-    lag = analysis.norms_by_lag(J)
+    lag = analysis.norms_by_lag(J, warn=False)  # out-of-range lags are reported instead, below
     norms = jnp.median(lag.norms, axis=0)
-    rate, _ = analysis.fit_rate(lag.lags, norms)
+    rate, _ = analysis.fit_rate(lag.lags, norms, warn=False)
+    # Lags where a product left float32's range in some sequence: left out of the fit, and said so.
+    lost = (lag.underflow | lag.overflow).any(0)
     lyap = analysis.lyapunov_spectrum(cell, params, lyap_xs, k=1, warmup=warmup)[:, 0]
     # An exploding trajectory (the IRNN above gain 1) overflows float32: no exponent can be read off then.
     finite = jnp.isfinite(analysis.trajectory(cell, params, lyap_xs)).all()
-    return {"norms": norms, "rate": rate, "lyapunov": jnp.where(finite, jnp.mean(lyap), jnp.nan)}
+    return {"norms": norms, "rate": rate, "lyapunov": jnp.where(finite, jnp.mean(lyap), jnp.nan), "lost": lost}
+
+
+def out_of_range_note(sweep: dict[str, dict[float, dict[str, Any]]], trained: dict[str, dict[str, Any]]) -> str:
+    """Which fits left lags out because a Jacobian product under- or overflowed float32."""
+    cases = [(f"{name}, gain {g}", m["lost"]) for name, by_gain in sweep.items() for g, m in by_gain.items()]
+    cases += [(f"{name}, trained", m["lost"]) for name, m in trained.items()]
+    lost = [f"{what} (from lag {int(np.argmax(mask))}, {int(mask.sum())} lags)" for what, mask in cases if mask.any()]
+    if not lost:
+        return "No Jacobian product left float32's range: every fitted rate uses every lag."
+    return "Lags left out of the fitted rates because a product left float32's range: " + "; ".join(lost) + "."
 
 
 def bound_of(cell: rj.Cell, params: Any, lags: np.ndarray) -> np.ndarray | None:
@@ -347,6 +359,8 @@ Largest Lyapunov exponent / fitted rate against the gain:
 {gains}
 
 ![Lyapunov exponent against gain]({figures["lyapunov"]}) ![rate against gain]({figures["rates"]})
+
+{out_of_range_note(sweep, trained)}
 
 ## (b) After {cfg.train_steps} steps of training on the adding problem (T = {cfg.train_length})
 
