@@ -146,21 +146,15 @@ def _check_size(value: int, name: str) -> None:
 
 def _check_options(options: dict[str, Any]) -> None:
     """The factories' numeric options: a finite ``gain > 0``, finite biases, ``chrono`` None or > 2, and
-    a floating ``dtype``."""
+    a floating ``dtype`` (the checks of :mod:`rnnjax.init`, which the initialisers run too)."""
     if "gain" in options:
-        check_float(options["gain"], "gain", low=0.0, low_open=True)
+        inits.check_gain(options["gain"])
     for name in ("bias", "forget_bias"):
         if name in options:
             check_float(options[name], name)
-    if options.get("chrono") is not None:
-        check_float(options["chrono"], "chrono", low=2.0, low_open=True)
+    inits.check_chrono(options.get("chrono"))
     if "dtype" in options:
-        try:
-            floating = jnp.issubdtype(jnp.dtype(options["dtype"]), jnp.floating)
-        except TypeError:
-            floating = False
-        if not floating:
-            raise ValueError(f"dtype: expected a floating dtype such as jnp.float32, got {options['dtype']!r}")
+        inits.check_dtype(options["dtype"])
 
 
 def _check_params(params: Any, cls: type, num_gates: int, hidden_size: int, has_b_hn: bool = False) -> None:

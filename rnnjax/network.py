@@ -95,7 +95,8 @@ class RNN:
 
         ``params[l][0]`` is layer l's forward direction and ``params[l][1]`` its backward one; in
         torch's ``h_n`` (``(num_layers * num_directions, batch, hidden)``) they are rows
-        ``l * num_directions + d`` (see :func:`rnnjax.interop.to_torch`).
+        ``l * num_directions + d``: :func:`rnnjax.interop.torch_state` stacks final carries that way
+        and :func:`rnnjax.interop.from_torch_state` takes them back.
         """
         check_key(key)
         check_positive_int(input_size, "input_size")
