@@ -88,6 +88,7 @@ def test_bad_cell_calls_raise(name, case):
         (lambda: rj.cells.lstm(H, forget_bias=float("inf")), "forget_bias:"),
         (lambda: rj.cells.lstm(H, chrono=2), "chrono:"),
         (lambda: rj.cells.gru(H, dtype=jnp.int32), "dtype: expected a floating dtype"),
+        (lambda: rj.cells.lstm(H, dtype=None), "dtype: expected a floating dtype"),
         (lambda: rj.cells.rnn(0), "hidden_size:"),
         (lambda: rj.cells.rnn(True), "hidden_size:"),
         (lambda: rj.cells.make(3, H), "cell:"),
