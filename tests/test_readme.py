@@ -113,3 +113,18 @@ def test_reproduce_tiny_writes_reports_figures_and_the_readme(tmp_path):
     reproduce.main(reproduce.dataclasses.replace(
         rj.experiment.parse_config(reproduce.Config, argv), from_reports=True, only=("gradient_flow",)))  # fmt: skip
     assert readme.read_text() == text
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["gradient_flow", "adding_problem"])
+def test_a_fresh_default_run_reproduces_the_committed_report(name, tmp_path, load_script, monkeypatch):
+    """The studies (not the timings) reproduce: a fresh default run's tables are the committed report's,
+    character for character (minutes each: ``pytest -m slow``)."""
+    monkeypatch.chdir(tmp_path)
+    script = load_script("experiments", name)
+    script.main(script.Config(root=str(tmp_path), progress=False))
+    fresh = rj.experiment.tables_in((tmp_path / name / "report.md").read_text())
+    committed = rj.experiment.tables_in((RESULTS / f"{name}.md").read_text())
+    # The adding problem's tables end with a column of seconds: a timing, not a result.
+    strip = (lambda t: re.sub(r"\| [\d.]+ \|$", "|", t, flags=re.M)) if name == "adding_problem" else (lambda t: t)
+    assert [strip(t) for t in fresh] == [strip(t) for t in committed]
