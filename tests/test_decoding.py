@@ -262,8 +262,8 @@ def test_length_penalty_changes_the_ranking_as_documented():
 
 def test_beam_search_errors_name_the_argument():
     table = random_table(3, 1, 2)
-    for beam_size, max_len in [(0, 2), (2, 0)]:
-        with pytest.raises(ValueError, match="^beam_size, max_len:"):
+    for beam_size, max_len, name in [(0, 2, "beam_size"), (2, 0, "max_len"), (2.0, 2, "beam_size")]:
+        with pytest.raises(ValueError, match=f"^{name}: expected a positive int"):
             beam_search(table, beam_size, max_len)
 
 
