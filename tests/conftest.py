@@ -49,3 +49,26 @@ def load_script():
         return module
 
     return load
+
+
+class Killed(BaseException):
+    """Stands for SIGKILL: nothing after it runs, in orbax or in our code."""
+
+
+@pytest.fixture
+def kill_saves(monkeypatch):
+    """``kill_saves()`` makes every later orbax save die (raise :class:`Killed`) after writing its files and
+    before orbax renames them into place, as a SIGKILL mid-save would; ``kill_saves(False)`` lets saves
+    finish again. Patches orbax's private ``AtomicRenameTemporaryPath.finalize`` (orbax-checkpoint 0.12)."""
+    from orbax.checkpoint._src.path import atomicity
+
+    async def finalize(self):
+        raise Killed
+
+    def kill(on: bool = True) -> None:
+        if on:
+            monkeypatch.setattr(atomicity.AtomicRenameTemporaryPath, "finalize", finalize)
+        else:
+            monkeypatch.undo()
+
+    return kill

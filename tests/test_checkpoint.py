@@ -9,7 +9,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from orbax.checkpoint._src.path import atomicity
+from conftest import Killed
 
 import rnnjax as rj
 from rnnjax.checkpoint import CheckpointError, Checkpoints
@@ -85,26 +85,13 @@ def test_a_non_finite_state_is_never_saved(tmp_path):
         assert ckpt.steps == []
 
 
-class Killed(BaseException):
-    """Stands for SIGKILL: nothing after it runs, in orbax or in our code."""
-
-
-def kill_before_commit(monkeypatch):
-    """The next save dies after writing its files and before orbax renames them into place."""
-
-    async def finalize(self):
-        raise Killed
-
-    monkeypatch.setattr(atomicity.AtomicRenameTemporaryPath, "finalize", finalize)
-
-
-def test_a_save_killed_midway_is_never_restored_and_can_be_removed(tmp_path, monkeypatch):
+def test_a_save_killed_midway_is_never_restored_and_can_be_removed(tmp_path, kill_saves):
     with Checkpoints(tmp_path) as ckpt:
         ckpt.save(1, state(1))
-        kill_before_commit(monkeypatch)
+        kill_saves()
         with pytest.raises(Killed):
             ckpt.save(2, state(2))
-        monkeypatch.undo()
+        kill_saves(False)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["1", "2.orbax-checkpoint-tmp"]  # orbax 0.12's name
     with Checkpoints(tmp_path) as ckpt:
         assert ckpt.steps == [1] and ckpt.unfinished() == [tmp_path / "2.orbax-checkpoint-tmp"]

@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
-from orbax.checkpoint._src.path import atomicity
+from conftest import Killed
 
 import rnnjax as rj
 from rnnjax.checkpoint import CheckpointError
@@ -299,26 +299,13 @@ def test_divergence_before_the_first_checkpoint_leaves_a_directory_that_starts_a
     assert [r["step"] for r in history] == [1, 2, 3] == [r["step"] for r in strict_records(tmp_path / "metrics.jsonl")]
 
 
-class Killed(BaseException):
-    """Stands for SIGKILL: nothing after it runs, in orbax or in ``fit``."""
-
-
-def kill_before_commit(monkeypatch):
-    """Every save dies after writing its files and before orbax renames them into place (as in test_checkpoint)."""
-
-    async def finalize(self):
-        raise Killed
-
-    monkeypatch.setattr(atomicity.AtomicRenameTemporaryPath, "finalize", finalize)
-
-
-def test_a_checkpoint_save_killed_midway_is_cleaned_and_not_an_earlier_run(tmp_path, monkeypatch):
+def test_a_checkpoint_save_killed_midway_is_cleaned_and_not_an_earlier_run(tmp_path, kill_saves):
     state, step = make()
     key = jax.random.key(1)
-    kill_before_commit(monkeypatch)
+    kill_saves()
     with pytest.raises(Killed):
         rj.train.fit(state, step, data, 4, key=key, run_dir=tmp_path, checkpoint_every=2, progress=False)
-    monkeypatch.undo()
+    kill_saves(False)
     assert [p.name for p in (tmp_path / "checkpoints").iterdir()] == ["2.orbax-checkpoint-tmp"]
     with pytest.raises(CheckpointError, match="no checkpoint in"):
         rj.train.fit(state, step, data, 4, key=key, run_dir=tmp_path, resume=True, progress=False)
