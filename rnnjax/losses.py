@@ -56,11 +56,12 @@ def _check(outputs: Array, targets: Array, mask: Array | None, classes: bool) ->
     """The mask as an array over the step axes, ``outputs.shape[:-1]``, after checking shapes."""
     steps = tuple(outputs.shape[:-1])
     expected = steps if classes else tuple(outputs.shape)
+    name = "labels" if classes else "targets"  # the argument's name in the public functions
     if tuple(targets.shape) != expected:
         what = "integer labels of shape" if classes else "targets of shape"
-        raise ValueError(f"targets: expected {what} {expected}, got {tuple(targets.shape)}")
+        raise ValueError(f"{name}: expected {what} {expected}, got {tuple(targets.shape)}")
     if classes and not jnp.issubdtype(targets.dtype, jnp.integer):
-        raise ValueError(f"targets: expected integer class labels, got {targets.dtype}")
+        raise ValueError(f"{name}: expected integer class labels, got {targets.dtype}")
     if not classes and targets.dtype != outputs.dtype:
         raise ValueError(f"targets: expected the dtype of the predictions, {outputs.dtype}, got {targets.dtype}")
     if mask is None:

@@ -245,11 +245,11 @@ def test_padding_never_changes_the_mean_loss(which, pad, lengths, fill, seed):
 @pytest.mark.parametrize("fn", CLASS_LOSSES + [losses.accuracy, losses.perplexity, losses.bits_per_character])
 def test_labels_of_wrong_shape_or_dtype_raise(fn):
     logits, labels = make(losses.cross_entropy)
-    with pytest.raises(ValueError, match="^targets:"):
+    with pytest.raises(ValueError, match="^labels:"):
         fn(logits, labels[:, :-1])
-    with pytest.raises(ValueError, match="^targets:"):
+    with pytest.raises(ValueError, match="^labels:"):
         fn(logits, labels[..., None])
-    with pytest.raises(ValueError, match="^targets:"):
+    with pytest.raises(ValueError, match="^labels: expected integer class labels"):
         fn(logits, labels.astype(jnp.float32))
 
 
