@@ -120,3 +120,30 @@ def test_key_for_is_stable_and_tells_names_apart():
     data = lambda k: jax.random.key_data(k).tolist()  # noqa: E731
     assert data(rj.experiment.key_for(key, "gru")) == data(jax.random.fold_in(key, 2411698800))  # zlib.crc32(b"gru")
     assert data(rj.experiment.key_for(key, "rnn")) != data(rj.experiment.key_for(key, "irnn"))
+
+
+def test_an_installed_copy_runs_an_experiment_from_another_directory(tmp_path):
+    """As after a non-editable install: the package is a copy in site-packages (first on the path), the
+    script runs from a directory that is neither the repository nor the package's, and the run lands
+    under that directory's ``runs/``."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[1]
+    site, work = tmp_path / "site-packages", tmp_path / "work"
+    shutil.copytree(repo / "rnnjax", site / "rnnjax", ignore=shutil.ignore_patterns("__pycache__"))
+    work.mkdir()
+    env = {k: v for k, v in os.environ.items() if k != "RNNJAX_RUNS"} | {"PYTHONPATH": str(site)}
+
+    def run(*args: str) -> str:
+        done = subprocess.run([sys.executable, *args], cwd=work, env=env, capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr[-2000:]
+        return done.stdout
+
+    assert Path(run("-c", "import rnnjax; print(rnnjax.__file__)").strip()).is_relative_to(site)
+    run(str(repo / "experiments" / "adding_problem.py"), "--tiny", "--cells", "rnn", "--no-progress")
+    assert (work / "runs" / "adding_problem" / "report.md").exists()
+    assert not (site / "runs").exists() and not (site / "rnnjax" / "runs").exists()
