@@ -13,7 +13,7 @@ k (the same construction, vmapped over those k) and extrapolated linearly to all
 same, since the masked scan of ``direct_products`` runs all T steps whatever k is. ``direct_products``
 itself batches all T + 1 values of k in one vmap, whose cotangents, ``(T + 1) x n x n`` per step, leave the
 caches: on 2 CPU cores at the defaults it took 286 s where 32 k extrapolate to 216 s, so the extrapolation
-is a lower bound. ``--direct-k none`` times ``direct_products`` itself on every k.
+is a lower bound. ``--direct-k None`` times ``direct_products`` itself on every k.
 
 The floor is the time of the T chained products alone, ``T * 2 * n^3`` flops, at this machine's rate for a
 chain of n x n float32 matmuls in a ``lax.scan`` (the shape of the accumulation); the rate of one large
@@ -314,7 +314,7 @@ def main(cfg: Config) -> str:
             "those k), whose masked scan runs all T steps for every k, so each k costs the same. "
             "`direct_products` itself batches all T + 1 values of k at once and can cost more per k (its "
             "cotangents of (T + 1) x n x n per step leave the caches), so take this as a lower bound; "
-            "`--direct-k none` measures it"
+            "`--direct-k None` measures it"
         )
     rivals = "the two matmuls below" if cfg.direct_k is None else "the direct path and the two matmuls below"
     body = f"""All `da_T/da_k`, k = 0..T, of one random sequence (batch 1) through the `{cfg.cell}` cell: T = {T},

@@ -22,7 +22,7 @@ Run::
 
     python benchmarks/rnn_speed.py                       # the full table, writes runs/rnn_speed/ here
     python benchmarks/rnn_speed.py --tiny                # one tiny shape, one repeat (seconds)
-    python benchmarks/rnn_speed.py --shapes 16,500,32,64 --cells lstm --repeats 9
+    python benchmarks/rnn_speed.py --shapes 16 500 32 64 --cells lstm --repeats 9
 """
 
 from __future__ import annotations
@@ -60,7 +60,8 @@ class Config:
     """What to measure and how often."""
 
     shapes: tuple[Shape, ...] = ((16, 500, 32, 64), (32, 100, 128, 256), (64, 100, 256, 512))
-    """Shapes ``(batch, time, input, hidden)``; on the command line ``16,500,32,64 32,100,128,256``."""
+    """Shapes ``(batch, time, input, hidden)``; on the command line four numbers a shape:
+    ``--shapes 16 500 32 64 32 100 128 256``."""
     cells: tuple[str, ...] = ("lstm", "gru", "rnn")
     """Cells to compare: any of ``lstm``, ``gru``, ``rnn`` (tanh)."""
     repeats: int = 15

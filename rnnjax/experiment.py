@@ -8,7 +8,7 @@ A script is ``main(cfg)`` over a frozen dataclass whose fields each carry a docs
         \"\"\"Steps per sequence.\"\"\"
 
     if __name__ == "__main__":
-        main(rj.experiment.parse_config(Config))     # --length 200 --no-tiny ...
+        main(rj.experiment.parse_config(Config))     # --length 200 --tiny ... (tyro; --help lists them)
 
 and writes ``runs/<name>/`` under the current directory (or ``$RNNJAX_RUNS``, or an explicit root):
 ``config.json`` (the config and the environment), ``metrics.jsonl``, figures, and ``report.md`` (results,
@@ -21,30 +21,24 @@ The reports are also read back here: :func:`tables_in`, :func:`report_facts` and
 
 from __future__ import annotations
 
-import argparse
-import ast
 import dataclasses
-import inspect
 import json
 import os
 import platform
 import re
 import subprocess
 import sys
-import textwrap
-import types
-import typing
 import zlib
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import jax
+import tyro
 
 __all__ = [
     "block",
     "environment",
-    "field_docs",
     "git_commit",
     "key_for",
     "markdown_table",
@@ -59,56 +53,20 @@ __all__ = [
 ]
 
 
-def field_docs(cls: type) -> dict[str, str]:
-    """The docstring under each field of a dataclass, read from its source."""
-    tree = ast.parse(textwrap.dedent(inspect.getsource(cls)))
-    body = tree.body[0].body
-    docs = {}
-    for stmt, nxt in zip(body, body[1:], strict=False):
-        if isinstance(stmt, ast.AnnAssign) and isinstance(nxt, ast.Expr) and isinstance(nxt.value, ast.Constant):
-            docs[stmt.target.id] = " ".join(str(nxt.value.value).split())
-    return docs
-
-
-def _boolean(text: str) -> bool:
-    if text.lower() not in ("true", "false"):
-        raise argparse.ArgumentTypeError(f"expected true, false or none, got {text!r}")
-    return text.lower() == "true"
-
-
-def _parser_for(hint: Any) -> tuple[Any, dict[str, Any]]:
-    """``(type, extra argparse kwargs)`` for a field's type hint."""
-    origin, args = typing.get_origin(hint), typing.get_args(hint)
-    if origin in (typing.Union, types.UnionType) and type(None) in args:  # X | None
-        inner = next(a for a in args if a is not type(None))
-        if inner is bool:
-            inner = _boolean
-        return (lambda s: None if s.lower() == "none" else inner(s)), {}
-    if origin is tuple:
-        item = args[0]
-        if typing.get_origin(item) is tuple:  # tuple of tuples: "16,500,32,64 32,100,128,256"
-            sub = typing.get_args(item)[0]
-            return (lambda s: tuple(sub(v) for v in s.split(","))), {"nargs": "+"}
-        return item, {"nargs": "+"}
-    return hint, {}
-
-
 def parse_config(cls: type, argv: Sequence[str] | None = None) -> Any:
-    """A config of type ``cls`` from the command line: one ``--flag`` per field, help from its docstring."""
-    docs = field_docs(cls)
-    hints = typing.get_type_hints(cls)
-    parser = argparse.ArgumentParser(description=(cls.__doc__ or "").strip().split("\n")[0])
-    for field in dataclasses.fields(cls):
-        flag = "--" + field.name.replace("_", "-")
-        help_ = f"{docs.get(field.name, '')} (default: {field.default})".replace("%", "%%")
-        hint = hints[field.name]
-        if hint is bool:
-            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=field.default, help=help_)
-            continue
-        kind, extra = _parser_for(hint)
-        parser.add_argument(flag, type=kind, default=field.default, help=help_, **extra)
-    values = vars(parser.parse_args(argv))
-    return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
+    """A config of type ``cls`` from the command line, built by `tyro <https://brentyi.github.io/tyro/>`_.
+
+    One ``--flag`` per field (``--train-steps 800``, ``--cells rnn gru``, ``--tiny``/``--no-tiny``,
+    ``--tbptt None``), with the docstring under each field as its help; nested dataclass fields become
+    ``--model.hidden-size``-style groups.
+
+    Args:
+        cls: a frozen dataclass with defaults for every field.
+        argv: the arguments (default: ``sys.argv[1:]``).
+    """
+    if not dataclasses.is_dataclass(cls):
+        raise ValueError(f"cls: expected a dataclass config, got {cls!r}")
+    return tyro.cli(cls, args=argv)
 
 
 def git_commit(path: str | Path | None = None) -> str:

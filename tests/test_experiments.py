@@ -46,7 +46,20 @@ def test_adding_problem_cli_parses_the_config(load_script):
     cfg = rj.experiment.parse_config(mod.Config, ["--length", "50", "--cells", "lstm", "gru", "--tbptt", "10",
                                                   "--no-progress"])  # fmt: skip
     assert (cfg.length, cfg.cells, cfg.tbptt, cfg.progress) == (50, ("lstm", "gru"), 10, False)
-    assert rj.experiment.parse_config(mod.Config, ["--tbptt", "none"]).tbptt is None
+    assert rj.experiment.parse_config(mod.Config, ["--tbptt", "None"]).tbptt is None
+    with pytest.raises(SystemExit):  # tyro prints what it expected
+        rj.experiment.parse_config(mod.Config, ["--tbptt", "ten"])
+    with pytest.raises(SystemExit):
+        rj.experiment.parse_config(mod.Config, ["--no-such-flag"])
+
+
+def test_cli_help_comes_from_the_field_docstrings(load_script, capsys):
+    mod = load_script("experiments", "gradient_flow")
+    with pytest.raises(SystemExit):
+        rj.experiment.parse_config(mod.Config, ["--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert "--train-steps" in help_text and "--cells" in help_text and "--no-progress" in help_text
+    assert "Units per cell." in help_text  # the docstring under hidden_size
 
 
 def test_gradient_flow_tiny(runs, load_script):
