@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -160,3 +161,24 @@ def test_an_installed_copy_runs_an_experiment_from_another_directory(tmp_path):
     run(str(repo / "experiments" / "adding_problem.py"), "--tiny", "--cells", "rnn", "--no-progress")
     assert (work / "runs" / "adding_problem" / "report.md").exists()
     assert not (site / "runs").exists() and not (site / "rnnjax" / "runs").exists()
+
+
+@dataclasses.dataclass(frozen=True)
+class _Model:
+    hidden_size: int = 64
+    """Units per cell."""
+
+
+@dataclasses.dataclass(frozen=True)
+class _Nested:
+    model: _Model = _Model()
+    """The model's part of the config."""
+    steps: int = 10
+    """Training steps."""
+
+
+def test_nested_configs_become_flag_groups():
+    cfg = rj.experiment.parse_config(_Nested, ["--model.hidden-size", "8", "--steps", "3"])
+    assert cfg == _Nested(_Model(8), 3)
+    with pytest.raises(ValueError, match="^cls: expected a dataclass"):
+        rj.experiment.parse_config(dict, [])
