@@ -18,6 +18,7 @@ checkpoint is saved only for a finite state, after the log lines it stands for a
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from collections.abc import Callable
@@ -189,8 +190,13 @@ def _all_finite(tree: Any) -> Array:
     return jnp.stack(leaves).all() if leaves else jnp.asarray(True)
 
 
+@functools.lru_cache(maxsize=16)
 def _guarded(train_step: TrainStep) -> Callable[..., tuple[TrainState, dict[str, Array], dict[str, Array]]]:
-    """``train_step``, jitted, that also says whether the new params and opt_state are finite."""
+    """``train_step``, jitted, that also says whether the new params and opt_state are finite.
+
+    Cached per ``train_step`` (the last 16), so that calling ``fit`` again with the same step (a run
+    continued in stages, a benchmark's rounds) compiles nothing anew.
+    """
 
     def step(state: TrainState, batch: Batch, key: PRNGKey) -> tuple[TrainState, dict[str, Array], dict[str, Array]]:
         new, metrics = train_step(state, batch, key)
@@ -201,7 +207,7 @@ def _guarded(train_step: TrainStep) -> Callable[..., tuple[TrainState, dict[str,
 
 def _check_fit_args(
     train_step: Any, data: Any, num_steps: Any, key: Any, eval_fn: Any, eval_every: Any, checkpoint_every: Any,
-    keep: Any, run_dir: Any, resume: bool, overwrite: bool,
+    keep: Any, run_dir: Any, resume: bool, overwrite: bool, log_every: Any,
 ) -> None:  # fmt: skip
     if not callable(train_step):
         raise ValueError(
@@ -214,6 +220,7 @@ def _check_fit_args(
     check_nonnegative_int(eval_every, "eval_every")
     check_nonnegative_int(checkpoint_every, "checkpoint_every")
     check_positive_int(keep, "keep")
+    check_positive_int(log_every, "log_every")
     if eval_fn is not None and not callable(eval_fn):
         raise ValueError(f"eval_fn: expected a function params -> metrics or None, got {describe(eval_fn)}")
     if eval_every and eval_fn is None:
@@ -266,8 +273,14 @@ def fit(
     config: dict[str, Any] | None = None,
     progress: bool = True,
     description: str = "train",
+    log_every: int = 10,
 ) -> tuple[TrainState, list[dict[str, Any]]]:
     """Trains until ``state.step == num_steps``, logging every step.
+
+    The steps are dispatched without waiting for the device: each step's metrics (and whether its
+    updated state is finite) stay on the device until every ``log_every`` steps, when they are fetched
+    in one transfer, checked, logged and shown. Evaluations and checkpoints happen at such a fetch,
+    after every step before them was found finite.
 
     Args:
         state: the starting state (with ``resume``, only its structure is used).
@@ -293,7 +306,10 @@ def fit(
             directory with a log but no checkpoint (a run that stopped before its first save)
             is started afresh either way.
         config: saved beside every checkpoint.
-        progress: show a tqdm progress bar.
+        progress: show a tqdm progress bar (the loss and steps per second).
+        log_every: steps between fetches of the metrics from the device (1: every step, which makes
+            the host wait for each step); every step is still logged. Also at every evaluation,
+            checkpoint and the last step.
 
     Returns:
         The final state and the log records of this run (after a resume: the earlier records
@@ -310,7 +326,7 @@ def fit(
             state is never saved; the checkpoints written before stay as they are.
     """
     _check_fit_args(train_step, data, num_steps, key, eval_fn, eval_every, checkpoint_every, keep, run_dir, resume,
-                    overwrite)  # fmt: skip
+                    overwrite, log_every)  # fmt: skip
     run_dir = None if run_dir is None else Path(run_dir)
     config = json.loads(json.dumps(config or {}))  # what JSON gives back, to compare on resume
     history: list[dict[str, Any]] = []
@@ -332,8 +348,11 @@ def fit(
             raise ValueError(f"num_steps: expected at least {start} ({where}), got {num_steps}")
         if run_dir is not None:
             log = stack.enter_context(runlog.start_log(run_dir / "metrics.jsonl", history))
-        step_fn = _guarded(train_step)
-        bar = tqdm(range(start, num_steps), initial=start, total=num_steps, desc=description, disable=not progress)
+        try:
+            step_fn = _guarded(train_step)
+        except TypeError:  # a train_step that cannot be hashed: jitted anew
+            step_fn = _guarded.__wrapped__(train_step)
+        bar = tqdm(total=num_steps, initial=start, desc=description, unit="step", disable=not progress)
         stack.callback(bar.close)  # also when diverged: the message is not printed into a half-drawn bar
 
         def record(entry: dict[str, Any]) -> None:
@@ -352,26 +371,39 @@ def fit(
                 where = f", last good checkpoint: step {last} in {ckpt.directory}"
             return TrainingDiverged(f"step {step}: {bad}; training stopped{where}")
 
-        for step in bar:
-            new_state, metrics, finite = step_fn(state, data(step), jax.random.fold_in(key, step))
-            metrics = _floats(metrics)
-            finite = jax.device_get(finite)
+        def due(every: int, done: int) -> bool:
+            return (every > 0 and done % every == 0) or done == num_steps
+
+        pending: list[tuple[int, dict[str, Array], dict[str, Array]]] = []  # on the device, not yet checked
+        for step in range(start, num_steps):
+            state, metrics, finite = step_fn(state, data(step), jax.random.fold_in(key, step))
             done = step + 1
-            bad = _first_bad(metrics)
-            if bad is None:
-                bad = next((f"{name}: NaN or Inf after the update" for name, ok in finite.items() if not ok), None)
-            if bad is not None:
-                raise diverged(done, bad)
-            state = new_state
-            entry = {"step": done, **metrics}
-            if eval_fn is not None and ((eval_every and done % eval_every == 0) or done == num_steps):
+            pending.append((done, metrics, finite))
+            evaluate_now = eval_fn is not None and due(eval_every, done)
+            save_now = ckpt is not None and due(checkpoint_every, done)
+            if not (due(log_every, done) or evaluate_now or save_now):
+                continue
+            # One transfer for the window; a NaN in it stops the run before anything later is kept.
+            for (s, _, _), (m, f) in zip(pending, jax.device_get([(m, f) for _, m, f in pending]), strict=True):
+                m = _floats(m)
+                bad = _first_bad(m)
+                if bad is None:
+                    bad = next((f"{name}: NaN or Inf after the update" for name, ok in f.items() if not ok), None)
+                if bad is not None:
+                    raise diverged(s, bad)
+                if s < done:
+                    record({"step": s, **m})
+            bar.update(len(pending))
+            pending = []
+            entry = {"step": done, **m}
+            if evaluate_now:
                 evals = {f"eval/{k}": v for k, v in _floats(eval_fn(state.params)).items()}
                 if (bad := _first_bad(evals, ())) is not None:
                     raise diverged(done, bad)
                 entry |= evals
             record(entry)
-            bar.set_postfix(loss=f"{metrics['loss']:.4g}")
-            if ckpt is not None and ((checkpoint_every and done % checkpoint_every == 0) or done == num_steps):
+            bar.set_postfix(loss=f"{m['loss']:.4g}")
+            if save_now:
                 runlog.sync_log(log)  # the steps this checkpoint stands for are on disk before it
                 ckpt.save(done, state, config)
     return state, history

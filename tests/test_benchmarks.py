@@ -59,3 +59,15 @@ def test_rnn_speed_tiny_times_the_autodiff_backward_pass_on_request(tmp_path, lo
 
     report = (tmp_path / "rnn_speed" / "report.md").read_text()
     assert "Our backward pass: autodiff." in report and table in report
+
+
+def test_fit_overhead_tiny_reports_both_sides_and_their_ratio(tmp_path, capsys, load_script):
+    fit_overhead = load_script("benchmarks", "fit_overhead")
+    cfg = rj.experiment.parse_config(fit_overhead.Config, ["--tiny", "--root", str(tmp_path)])
+
+    out = fit_overhead.main(cfg)
+
+    assert out["ratio"] == pytest.approx(out["rj.train.fit"] / out["bare jitted loop"])
+    assert out["ratio"] > 0 and f"fit / bare: {out['ratio']:.3f}" in capsys.readouterr().out
+    report = (tmp_path / "fit_overhead" / "report.md").read_text()
+    assert f"fit / bare: **{out['ratio']:.3f}**" in report and "log_every=10" in report

@@ -352,3 +352,59 @@ def test_num_steps_before_the_start_is_an_error(tmp_path):
         rj.train.fit(state, step, data, 4, key=key, run_dir=tmp_path, resume=True, progress=False)
     final, history = rj.train.fit(state, step, data, 6, key=key, run_dir=tmp_path, resume=True, progress=False)
     assert int(final.step) == 6 and len(history) == 6  # resuming a finished run at its end is a no-op
+
+
+def test_fit_fetches_the_metrics_every_log_every_steps_and_logs_every_step(monkeypatch):
+    """The host does not wait for the device at every step: one transfer per ``log_every`` steps (and at the
+    end), and the log is the same as with a transfer after every step."""
+    state, step = make()
+    histories = {}
+    for log_every in (1, 10):
+        calls = []
+        real = jax.device_get
+        monkeypatch.setattr(jax, "device_get", lambda x: (calls.append(1), real(x))[1])
+        _, histories[log_every] = rj.train.fit(
+            state, step, data, 25, key=jax.random.key(2), progress=False, log_every=log_every
+        )
+        monkeypatch.setattr(jax, "device_get", real)
+        assert len(calls) == (25 if log_every == 1 else 3), log_every  # at steps 10, 20 and 25
+    assert [r["step"] for r in histories[10]] == list(range(1, 26))
+    assert histories[10] == histories[1]
+
+
+def test_a_divergence_inside_a_window_is_found_at_its_step_and_nothing_after_it_is_kept(tmp_path):
+    state, step = make()
+
+    def poisoned(s):
+        xs, ys = data(s)
+        if s == 6:  # the 7th step, in the window of steps 6 to 10
+            xs = xs.copy()
+            xs[0, 0, 0] = np.nan
+        return xs, ys
+
+    with pytest.raises(TrainingDiverged, match=r"step 7: loss = nan.*no checkpoint saved yet"):
+        rj.train.fit(state, step, poisoned, 12, key=jax.random.key(1), run_dir=tmp_path, log_every=5, progress=False)
+    records = strict_records(tmp_path / "metrics.jsonl")
+    assert [r["step"] for r in records] == [1, 2, 3, 4, 5, 6, 7] and records[-1]["diverged"] == "loss = nan"
+    assert not any((tmp_path / "checkpoints").glob("[0-9]*"))
+    with pytest.raises(ValueError, match="^log_every: expected a positive int"):
+        rj.train.fit(state, step, data, 3, key=jax.random.key(1), log_every=0, progress=False)
+
+
+def test_fit_compiles_its_step_once_for_many_calls(monkeypatch):
+    """fit called again with the same train_step (runs in stages, benchmark rounds) reuses its compiled step."""
+    model = rj.models.ManyToOne(rj.RNN(cell="rnn", hidden_size=3), output_size=1)
+    tx = rj.train.optimizer("sgd", 1e-2)
+    state = rj.train.TrainState.create(model.init(jax.random.key(0), 2), tx)
+    traces = []
+
+    def loss_fn(params, batch, key):
+        traces.append(1)  # runs once per trace
+        xs, ys = batch
+        return rj.losses.mse(model.apply(params, xs), ys), {}
+
+    step = rj.train.make_train_step(loss_fn, tx)
+    data = lambda s: rj.data.adding_problem(np.random.default_rng(s), 2, 4)  # noqa: E731
+    for stop in (2, 4, 6):
+        state, _ = rj.train.fit(state, step, data, stop, key=jax.random.key(1), progress=False)
+    assert len(traces) == 1
