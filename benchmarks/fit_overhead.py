@@ -40,8 +40,9 @@ class Config:
     """T of the adding problem."""
     batch_size: int = 50
     """Sequences per step."""
-    steps: int = 200
-    """Training steps per timed round, for each side."""
+    steps: int = 1000
+    """Training steps per timed round, for each side (fit's fixed costs, the lock, the log file and the final
+    checkpoint, weigh more in short rounds)."""
     rounds: int = 5
     """Timed rounds per side (after one warm-up round each); the median is reported."""
     log_every: int = 10
