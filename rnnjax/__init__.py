@@ -14,6 +14,7 @@
 
 from rnnjax import (
     analysis,
+    baselines,
     bptt,
     cells,
     checkpoint,
@@ -38,6 +39,7 @@ __all__ = [
     "RNN",
     "Cell",
     "analysis",
+    "baselines",
     "bptt",
     "cells",
     "checkpoint",

@@ -28,16 +28,24 @@ import platform
 import re
 import subprocess
 import sys
+import time
 import zlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
+import numpy as np
+import optax
 import tyro
 
 __all__ = [
+    "Headline",
+    "Trained",
     "block",
+    "headlines_in",
+    "merge_metrics",
+    "train_model",
     "environment",
     "git_commit",
     "key_for",
@@ -145,16 +153,78 @@ def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str
     return "\n".join(lines)
 
 
+@dataclasses.dataclass(frozen=True)
+class Headline:
+    """One line of an experiment's verdict: its best model against its best baseline on one task.
+
+    ``docs/reproduce.py`` gathers the headlines of every report into the README's results table.
+    """
+
+    task: str
+    """What was measured on (``"Shakespeare, held-out plays"``)."""
+    metric: str
+    """The score's name with its direction (``"bits/char (lower is better)"``)."""
+    model: str
+    """The best of the models."""
+    score: float
+    baseline: str
+    """The best of the baselines."""
+    baseline_score: float
+    lower_is_better: bool = True
+
+    @classmethod
+    def best(cls, task: str, metric: str, models: dict[str, float], baselines: dict[str, float],
+             lower_is_better: bool = True) -> Headline:  # fmt: skip
+        """The headline of ``{name: score}`` dicts: the best of each."""
+        if not models or not baselines:
+            raise ValueError(f"models, baselines: expected at least one score each, got {models} and {baselines}")
+        pick = min if lower_is_better else max
+        model, baseline = pick(models, key=models.get), pick(baselines, key=baselines.get)
+        return cls(task, metric, model, float(models[model]), baseline, float(baselines[baseline]), lower_is_better)
+
+    @property
+    def beats_baseline(self) -> bool:
+        return self.score < self.baseline_score if self.lower_is_better else self.score > self.baseline_score
+
+
+HEADLINE_COLUMNS = ("task", "metric", "best model", "score", "best baseline", "baseline score", "beats baseline")
+
+
+def _headline_table(headlines: Sequence[Headline]) -> str:
+    rows = [[h.task, h.metric, h.model, h.score, h.baseline, h.baseline_score, "yes" if h.beats_baseline else "no"]
+            for h in headlines]  # fmt: skip
+    return markdown_table(HEADLINE_COLUMNS, rows)
+
+
+def headlines_in(report: str) -> list[dict[str, str]]:
+    """The rows of a ``report.md``'s ``## Headline`` table (``{column: cell}``; see :class:`Headline`)."""
+    tables = tables_in(_section(report, "Headline"))
+    if not tables:
+        return []
+    header, _, *rows = [[c.strip() for c in line.strip().strip("|").split("|")] for line in tables[0].splitlines()]
+    return [dict(zip(header, row, strict=True)) for row in rows]
+
+
 def write_report(
-    run_dir: str | Path, title: str, body: str, *, seconds: float, env: dict[str, Any] | None = None
+    run_dir: str | Path,
+    title: str,
+    body: str,
+    *,
+    seconds: float,
+    env: dict[str, Any] | None = None,
+    headlines: Sequence[Headline] = (),
 ) -> Path:
-    """``report.md``: the title, the body (results), then the environment with the run's wall time
-    (``seconds``), and the config from ``config.json`` (:func:`start_run`) when there is one.
+    """``report.md``: the title, the ``## Headline`` table (when there are ``headlines``), the body
+    (results), then the environment with the run's wall time (``seconds``), and the config from
+    ``config.json`` (:func:`start_run`) when there is one.
 
     ``env`` replaces :func:`environment` (a benchmark adds its own entries)."""
     run_dir = Path(run_dir)
     env = {**(environment() if env is None else env), "wall_time_s": f"{seconds:.1f}"}
-    lines = [f"# {title}", "", body.strip(), "", "## Environment", ""]
+    lines = [f"# {title}", ""]
+    if headlines:
+        lines += ["## Headline", "", _headline_table(headlines), "", "## Results", ""]
+    lines += [body.strip(), "", "## Environment", ""]
     lines += [f"- {k}: `{v}`" for k, v in env.items()]
     config = run_dir / "config.json"
     if config.exists():
@@ -164,6 +234,81 @@ def write_report(
     path = run_dir / "report.md"
     path.write_text("\n".join(lines) + "\n")
     print(f"wrote {run_dir} ({seconds:.0f} s)", file=sys.stderr)
+    return path
+
+
+class Trained(NamedTuple):
+    """One model's training, as :func:`train_model` returns it."""
+
+    name: str
+    params: Any
+    history: list[dict[str, Any]]
+    seconds: float
+
+    def curve(self, metric: str = "loss") -> tuple[np.ndarray, np.ndarray]:
+        """``(steps, values)`` of one logged metric (``"loss"``, ``"eval/accuracy"``, ...)."""
+        from rnnjax.train import history_array
+
+        return history_array(self.history, metric)
+
+    def last(self, metric: str) -> float:
+        """The last logged value of ``metric``."""
+        return float(self.curve(metric)[1][-1])
+
+
+def train_model(
+    name: str,
+    params: Any,
+    loss_fn: Callable,
+    tx: optax.GradientTransformation,
+    data: Callable[[int], Any],
+    steps: int,
+    *,
+    key: jax.Array,
+    run_dir: str | Path,
+    eval_fn: Callable[[Any], dict[str, Any]] | None = None,
+    eval_every: int = 0,
+    progress: bool = True,
+    config: Any = None,
+) -> Trained:
+    """Trains one named model of an experiment with :func:`rnnjax.train.fit`, logging to ``run_dir/name/``.
+
+    Args:
+        name: the model's name (its log folder, its progress bar).
+        params: its initial parameters.
+        loss_fn: ``loss_fn(params, batch, key) -> (loss, metrics)`` (see :func:`rnnjax.train.make_train_step`).
+        tx: the Optax optimiser.
+        data: ``data(step) -> batch``.
+        steps: training steps.
+        key: the model's key (e.g. :func:`key_for` of its name); step ``s`` uses ``fold_in(key, s)``.
+        run_dir: the experiment's run folder.
+        eval_fn, eval_every: as in :func:`rnnjax.train.fit`.
+        progress: show a progress bar.
+        config: the experiment's config (a dataclass), logged with the run.
+
+    Returns:
+        the trained parameters, the history and the wall time of the training.
+    """
+    from rnnjax import train
+
+    start = time.perf_counter()
+    state, history = train.fit(
+        train.TrainState.create(params, tx), train.make_train_step(loss_fn, tx), data, steps, key=key,
+        run_dir=Path(run_dir) / name, eval_fn=eval_fn, eval_every=eval_every, progress=progress, description=name,
+        config=dataclasses.asdict(config) if dataclasses.is_dataclass(config) else config, overwrite=True,
+    )  # fmt: skip
+    return Trained(name, state.params, history, time.perf_counter() - start)
+
+
+def merge_metrics(run_dir: str | Path, names: Sequence[str], key: str = "model") -> Path:
+    """Writes ``run_dir/metrics.jsonl``: the ``metrics.jsonl`` of every ``run_dir/<name>/`` (as
+    :func:`train_model` writes them), each record with ``{key: name}`` first."""
+    run_dir = Path(run_dir)
+    path = run_dir / "metrics.jsonl"
+    with path.open("w") as f:
+        for name in names:
+            for line in (run_dir / name / "metrics.jsonl").read_text().splitlines():
+                f.write(json.dumps({key: name, **json.loads(line)}) + "\n")
     return path
 
 

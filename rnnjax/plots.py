@@ -8,7 +8,20 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
-__all__ = ["gate_heatmaps", "heatmap", "lines", "loss_curves", "norms_by_lag", "smooth", "spectra", "surface"]
+__all__ = [
+    "confusion_matrix",
+    "forecasts",
+    "gate_heatmaps",
+    "heatmap",
+    "image_captions",
+    "lines",
+    "loss_curves",
+    "norms_by_lag",
+    "piano_roll",
+    "smooth",
+    "spectra",
+    "surface",
+]
 
 # Figures are built with matplotlib's object API, not pyplot: no backend or window is needed, so
 # the same code writes PNGs from a headless script and displays inline in a notebook.
@@ -194,4 +207,94 @@ def spectra(
     ax.set_title(title)
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
+def confusion_matrix(
+    labels: np.ndarray, predictions: np.ndarray, names: list[str], path: str | Path, *, title: str = ""
+) -> Path:
+    """The counts of (true class, predicted class), with each cell's count written in it.
+
+    Args:
+        labels, predictions: ``(n,)`` int class ids in ``[0, len(names))``.
+        names: the class names.
+    """
+    k = len(names)
+    counts = np.zeros((k, k), int)
+    np.add.at(counts, (np.asarray(labels), np.asarray(predictions)), 1)
+    fig = Figure(figsize=(1.2 + 0.55 * k, 1.0 + 0.5 * k))
+    ax = fig.subplots()
+    im = ax.imshow(counts, cmap="Blues")
+    for i in range(k):
+        for j in range(k):
+            color = "white" if counts[i, j] > counts.max() / 2 else "black"
+            ax.text(j, i, str(counts[i, j]), ha="center", va="center", fontsize=8, color=color)
+    ax.set_xticks(range(k), names, rotation=45 if k > 4 else 0, fontsize=8)
+    ax.set_yticks(range(k), names, fontsize=8)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(title or f"accuracy {np.trace(counts) / max(counts.sum(), 1):.3f}")
+    fig.colorbar(im, ax=ax, fraction=0.046)
+    return _save(fig, path)
+
+
+def forecasts(
+    t: np.ndarray,
+    series: np.ndarray,
+    start: int,
+    predictions: Mapping[str, np.ndarray],
+    path: str | Path,
+    *,
+    title: str = "",
+    ylabel: str = "",
+) -> Path:
+    """A series with forecasts of its tail: ``series`` over ``t`` (the observed values, with a line where
+    the forecasts start at index ``start``) and each ``predictions[name]`` over ``t[start:start + len]``."""
+    fig = Figure(figsize=(8, 4))
+    ax = fig.subplots()
+    ax.plot(t, series, color="k", lw=1, label="observed")
+    ax.axvline(t[start], color="0.5", ls=":", lw=1)
+    for i, (name, pred) in enumerate(predictions.items()):
+        ax.plot(t[start : start + len(pred)], pred, color=f"C{i}", lw=1.3, label=name)
+    ax.set_xlabel("time")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, ncol=2)
+    return _save(fig, path)
+
+
+def image_captions(images: np.ndarray, captions: list[str], path: str | Path, *, columns: int = 8) -> Path:
+    """Images in a grid, each with its caption (e.g. a model's output beside the true one) as its title.
+
+    Args:
+        images: ``(n, height, width)`` grey levels.
+        captions: ``n`` strings (``\\n`` for a second line).
+    """
+    images = np.asarray(images)
+    n = len(images)
+    rows = -(-n // columns)
+    fig = Figure(figsize=(1.4 * min(columns, n), 1.75 * rows))
+    axes = np.atleast_1d(fig.subplots(rows, min(columns, n))).reshape(-1)
+    for ax in axes:
+        ax.axis("off")
+    for ax, image, caption in zip(axes, images, captions, strict=False):
+        ax.imshow(image, cmap="gray_r")
+        ax.set_title(caption, fontsize=7)
+    return _save(fig, path)
+
+
+def piano_roll(
+    roll: np.ndarray, path: str | Path, *, lowest_pitch: int = 0, title: str = "", steps_per_beat: int = 4
+) -> Path:
+    """A piano roll: ``roll`` ``(time, pitches)`` of 0/1 (or probabilities), pitch ``lowest_pitch + j`` in
+    column ``j``, time in beats along x."""
+    roll = np.asarray(roll, float)
+    fig = Figure(figsize=(min(12, 2 + roll.shape[0] / 16), 3.5))
+    ax = fig.subplots()
+    extent = (0, roll.shape[0] / steps_per_beat, lowest_pitch - 0.5, lowest_pitch + roll.shape[1] - 0.5)
+    ax.imshow(roll.T, origin="lower", aspect="auto", cmap="Greys", interpolation="nearest", extent=extent)
+    ax.set_xlabel("beat")
+    ax.set_ylabel("MIDI pitch")
+    ax.set_title(title)
     return _save(fig, path)

@@ -24,7 +24,17 @@ TINY: dict[str, dict[str, object]] = {
         TRAIN_T=6, TRAIN_STEPS=3, BATCH_SIZE=4, PROBE_SIZE=8,
     ),
 }  # fmt: skip
-"""Per notebook (file stem): the values that replace its parameters for the test."""
+"""Per notebook (file stem): the values that replace its parameters for the test, unless the notebook's own
+metadata carries them (``"rnnjax": {"tiny": {...}}``, see :func:`tiny_of`)."""
+
+
+def tiny_of(path: Path, nb: nbformat.NotebookNode) -> dict[str, object]:
+    """A notebook's tiny parameters: its metadata's ``rnnjax.tiny``, else ``TINY[stem]``."""
+    own = nb.metadata.get("rnnjax", {}).get("tiny")
+    if own is not None:
+        return {k: tuple(v) if isinstance(v, list) else v for k, v in own.items()}
+    assert path.stem in TINY, f"give {path.name} metadata rnnjax.tiny, or add it to TINY in {Path(__file__).name}"
+    return TINY[path.stem]
 
 CELL_TIMEOUT = 300
 """Seconds one cell may run (a tiny cell takes a few; JAX compiles on first use)."""
@@ -85,17 +95,15 @@ def test_notebook_is_stored_clean(path):
     for i, cell in enumerate(nb.cells):
         if cell.cell_type == "code":
             assert not cell.outputs and cell.execution_count is None, f"cell {i} has stored outputs: clear them"
-    assert path.stem in TINY, f"add the tiny parameters of {path.name} to TINY in {Path(__file__).name}"
-    if TINY[path.stem]:
-        with_tiny_parameters(nb, TINY[path.stem])
+    if tiny := tiny_of(path, nb):
+        with_tiny_parameters(nb, tiny)
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_notebook_runs_tiny(path, kernel, tmp_path):
-    assert path.stem in TINY, f"add the tiny parameters of {path.name} to TINY in {Path(__file__).name}"
     nb = nbformat.read(path, as_version=4)
-    if TINY[path.stem]:
-        nb = with_tiny_parameters(nb, TINY[path.stem])
+    if tiny := tiny_of(path, nb):
+        nb = with_tiny_parameters(nb, tiny)
     # The kernel must be this interpreter's environment (the one `pip install -e .[dev]` filled).
     check = f"import sys\nassert sys.prefix == {sys.prefix!r}, sys.prefix"
     nb.cells.insert(0, nbformat.v4.new_code_cell(check))
