@@ -5,6 +5,8 @@ from __future__ import annotations
 import dataclasses
 import json
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -182,3 +184,70 @@ def test_nested_configs_become_flag_groups():
     assert cfg == _Nested(_Model(8), 3)
     with pytest.raises(ValueError, match="^cls: expected a dataclass"):
         rj.experiment.parse_config(dict, [])
+
+
+def test_headline_picks_the_best_of_each_side_and_says_whether_it_wins():
+    h = rj.experiment.Headline.best("t", "bpc", {"rnn": 2.5, "lstm": 1.9}, {"unigram": 4.4, "5-gram": 2.1})
+    assert (h.model, h.score, h.baseline, h.baseline_score, h.beats_baseline) == ("lstm", 1.9, "5-gram", 2.1, True)
+    up = rj.experiment.Headline.best("t", "acc", {"lstm": 0.7}, {"tf-idf": 0.75}, lower_is_better=False)
+    assert (up.baseline, up.beats_baseline) == ("tf-idf", False)
+    with pytest.raises(ValueError, match="at least one"):
+        rj.experiment.Headline.best("t", "acc", {}, {"x": 1.0})
+
+
+def test_a_report_keeps_its_headlines_where_they_can_be_read_back(tmp_path):
+    cfg = dataclasses.make_dataclass("Config", [("steps", int, 3)], frozen=True)()
+    run = rj.experiment.start_run("r", cfg, root=tmp_path)
+    heads = [
+        rj.experiment.Headline("digits", "accuracy (higher is better)", "gru", 0.9612, "mlp", 0.97, False),
+        rj.experiment.Headline("mnist", "accuracy (higher is better)", "lstm", 0.95, "mlp", 0.91, False),
+    ]
+    text = rj.experiment.write_report(run, "T", "| a | b |\n|---|---|\n| 1 | 2 |", seconds=1.5, headlines=heads)
+    text = text.read_text()
+    rows = rj.experiment.headlines_in(text)
+    assert [r["task"] for r in rows] == ["digits", "mnist"]
+    assert rows[0]["score"] == "0.9612" and rows[0]["beats baseline"] == "no" and rows[1]["beats baseline"] == "yes"
+    assert text.index("## Headline") < text.index("## Results") < text.index("| a | b |") < text.index("## Environment")
+    env, config = rj.experiment.report_facts(text)
+    assert env["wall_time_s"] == "1.5" and config == {"steps": 3}
+    assert rj.experiment.headlines_in("# no headline\n") == []
+
+
+def test_train_model_trains_logs_and_merges(tmp_path):
+    import optax
+
+    xs = np.linspace(-1, 1, 32, dtype=np.float32)[:, None]
+    ys = 3 * xs
+
+    def loss_fn(p, batch, key):
+        del key
+        x, y = batch
+        return jnp.mean((x * p["w"] - y) ** 2), {}
+
+    tx = optax.sgd(0.5)
+    runs = []
+    for name in ("a", "b"):
+        runs.append(
+            rj.experiment.train_model(
+                name,
+                {"w": jnp.zeros(())},
+                loss_fn,
+                tx,
+                lambda step: (xs, ys),
+                20,
+                key=jax.random.key(0),
+                run_dir=tmp_path,
+                eval_fn=lambda p: {"w": p["w"]},
+                eval_every=10,
+                progress=False,
+            )  # fmt: skip
+        )
+    a = runs[0]
+    assert a.name == "a" and a.seconds > 0 and abs(float(a.params["w"]) - 3) < 1e-3
+    steps, losses = a.curve()
+    assert len(steps) == 20 and losses[-1] < 1e-6 < losses[0]
+    assert abs(a.last("eval/w") - 3) < 1e-3
+    merged = [json.loads(line) for line in rj.experiment.merge_metrics(tmp_path, ["a", "b"]).read_text().splitlines()]
+    assert [r["model"] for r in merged] == ["a"] * 20 + ["b"] * 20
+    assert sum("eval/w" in r for r in merged) == 4  # steps 10 and 20 of each
+    assert list(merged[0])[0] == "model"

