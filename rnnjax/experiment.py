@@ -171,28 +171,32 @@ class Headline:
     """The best of the baselines."""
     baseline_score: float
     lower_is_better: bool = True
+    note: str = ""
+    """What the reader should know about the line, e.g. why the model does not beat the baseline."""
 
     @classmethod
     def best(cls, task: str, metric: str, models: dict[str, float], baselines: dict[str, float],
-             lower_is_better: bool = True) -> Headline:  # fmt: skip
+             lower_is_better: bool = True, note: str = "") -> Headline:  # fmt: skip
         """The headline of ``{name: score}`` dicts: the best of each."""
         if not models or not baselines:
             raise ValueError(f"models, baselines: expected at least one score each, got {models} and {baselines}")
         pick = min if lower_is_better else max
         model, baseline = pick(models, key=models.get), pick(baselines, key=baselines.get)
-        return cls(task, metric, model, float(models[model]), baseline, float(baselines[baseline]), lower_is_better)
+        return cls(task, metric, model, float(models[model]), baseline, float(baselines[baseline]), lower_is_better,
+                   note)  # fmt: skip
 
     @property
     def beats_baseline(self) -> bool:
         return self.score < self.baseline_score if self.lower_is_better else self.score > self.baseline_score
 
 
-HEADLINE_COLUMNS = ("task", "metric", "best model", "score", "best baseline", "baseline score", "beats baseline")
+HEADLINE_COLUMNS = ("task", "metric", "best model", "score", "best baseline", "baseline score", "beats baseline",
+                    "note")  # fmt: skip
 
 
 def _headline_table(headlines: Sequence[Headline]) -> str:
-    rows = [[h.task, h.metric, h.model, h.score, h.baseline, h.baseline_score, "yes" if h.beats_baseline else "no"]
-            for h in headlines]  # fmt: skip
+    rows = [[h.task, h.metric, h.model, h.score, h.baseline, h.baseline_score, "yes" if h.beats_baseline else "no",
+             h.note.replace("|", "/").replace("\n", " ")] for h in headlines]  # fmt: skip
     return markdown_table(HEADLINE_COLUMNS, rows)
 
 
