@@ -180,6 +180,7 @@ def main(cfg: Config) -> dict:
     table = rj.experiment.markdown_table(
         ["model", "kind", "test accuracy", "best test accuracy while training", "train accuracy (last 10%)",
          "seconds"], rows)  # fmt: skip
+    train_acc = max(r["train_accuracy"] for r in results)
     headline = rj.experiment.Headline.best(
         "spoken digits (FSDD MFCCs), unseen speakers", "accuracy (higher is better)",
         models={r["model"]: r["accuracy"] for r in results}, baselines=baselines, lower_is_better=False,
@@ -187,7 +188,10 @@ def main(cfg: Config) -> dict:
     if headline.beats_baseline:
         verdict = (f"The best network, {headline.model}, beats the time-averaged baseline by "
                    f"{100 * (headline.score - headline.baseline_score):.1f} points: the order of the frames "
-                   "helps.")  # fmt: skip
+                   f"helps. But the networks fit their training voices almost perfectly (train accuracy up to "
+                   f"{train_acc:.2f}) and score {headline.score:.2f} at best on new ones: with "
+                   f"{len(set(train.speaker))} training speakers, what limits them is how speakers differ, not the "
+                   "digits.")  # fmt: skip
     else:
         verdict = (
             f"**No network beats the time-averaged logistic regression** ({headline.model}: {headline.score:.3f} "
@@ -196,6 +200,14 @@ def main(cfg: Config) -> dict:
             "more than they learn what carries over to new voices, while a digit's average spectrum is already "
             "distinctive and the linear model on it has little to overfit."
         )
+    voices = len(set(train.speaker))
+    if headline.beats_baseline:
+        note = (
+            f"all {voices} training voices fitted (train accuracy up to {train_acc:.2f}); new voices are the hard part"
+        )
+    else:
+        note = f"networks overfit the {voices} training voices"
+    headline = dataclasses.replace(headline, note=note)
     speakers = ", ".join(str(s) for s in sorted(set(test.speaker)))
     body = (
         f"{len(train.label):,} training recordings ({len(set(train.speaker))} inferred speakers) and "
