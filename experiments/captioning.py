@@ -17,7 +17,7 @@ with their names and the first decoder's greedy and sampled captions) and ``repo
 
 Run::
 
-    python experiments/captioning.py                 # ~1 min on 2 CPU cores
+    python experiments/captioning.py                 # ~30 s on 2 shared CPU cores
     python experiments/captioning.py --tiny          # seconds: a smoke test
     python experiments/captioning.py --cells gru --steps 3000
 """

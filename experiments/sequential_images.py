@@ -13,7 +13,7 @@ best validation accuracy on MNIST-5k, on its test images) and ``report.md`` (tes
 
 Run::
 
-    python experiments/sequential_images.py              # both data sets, ~3 min on 2 CPU cores
+    python experiments/sequential_images.py              # both data sets, ~3 min on 2 shared CPU cores
     python experiments/sequential_images.py --tiny       # seconds: a smoke test
     python experiments/sequential_images.py --datasets mnist5k --cells lstm --steps 4000
 """
