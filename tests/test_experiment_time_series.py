@@ -64,4 +64,4 @@ def test_transform_roundtrip_and_features(load_script):
     np.testing.assert_array_equal(f[0, :, 0], [-3.0, -2.0, 0.0])
     assert module.buckets(12) == {"h=1": 0, "h=6": 5, "h=12": 11}
     assert module.sarima_name("air_passengers") == "SARIMA(1,1,1)(0,1,1)12 on log"
-    assert module.sarima_name("sunspots") == "ARIMA(9,0,0)"
+    assert module.sarima_name("sunspots") == "AR(9)"
