@@ -39,7 +39,6 @@ import numpy as np
 
 import rnnjax as rj
 from rnnjax.data import chorales
-from rnnjax.data.packages import require
 
 
 @dataclasses.dataclass(frozen=True)
@@ -86,15 +85,6 @@ class Config:
 
 TINY = dict(limit=4, hidden_size=8, seq_len=16, batch_size=2, steps=4, eval_every=2, prime_steps=4, generate_steps=8)
 CELLS = ("rnn", "lstm", "gru")
-
-
-def bernoulli_nll(logits: jax.Array, targets: jax.Array, mask: jax.Array) -> jax.Array:
-    """Per-step NLL of independent Bernoullis, summed over the last axis and averaged over valid steps:
-    ``-sum_j [y_j log sigma(o_j) + (1 - y_j) log(1 - sigma(o_j))] = sum_j softplus(o_j) - y_j o_j``.
-
-    logits, targets: ``(batch, time, pitches)``; mask: ``(batch, time)``."""
-    per_step = (jax.nn.softplus(logits) - targets * logits).sum(-1)
-    return jnp.where(mask > 0, per_step, 0.0).sum() / jnp.maximum(mask.sum(), 1.0)
 
 
 def with_silence(rolls: list[np.ndarray], extra: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -158,10 +148,10 @@ def train_cell(
 
     def loss(p, batch):
         xs, ys, mask = batch
-        return bernoulli_nll(model.apply(p, xs), ys, mask)
+        return rj.losses.binary_cross_entropy(model.apply(p, xs), ys, mask)
 
     xs, ys, lens = valid
-    eval_fn = jax.jit(lambda p: {"nll": bernoulli_nll(model.apply(p, xs, lens), ys,
+    eval_fn = jax.jit(lambda p: {"nll": rj.losses.binary_cross_entropy(model.apply(p, xs, lens), ys,
                                                       rj.losses.mask_from_lengths(lens, xs.shape[1]))})  # fmt: skip
     return rj.experiment.train_model(
         cell, params, lambda p, b, k: (loss(p, b), {}), tx, data_fn, cfg.steps, key=jax.random.fold_in(key, 1),
@@ -171,40 +161,22 @@ def train_cell(
 
 def test_nll(model: rj.models.ManyToMany, params, test) -> float:
     xs, ys, lens = test
-    return float(jax.jit(lambda p: bernoulli_nll(model.apply(p, xs, lens), ys,
+    return float(jax.jit(lambda p: rj.losses.binary_cross_entropy(model.apply(p, xs, lens), ys,
                                                  rj.losses.mask_from_lengths(lens, xs.shape[1])))(params))  # fmt: skip
 
 
 def continue_roll(model: rj.models.ManyToMany, params, prime: np.ndarray, num_steps: int, key: jax.Array) -> np.ndarray:
-    """Samples ``num_steps`` frames after ``prime: (P, pitches)``, each pitch from its Bernoulli, each frame fed
-    back as the next input. Returns ``(num_steps, pitches)`` of 0/1."""
+    """Samples ``num_steps`` frames after ``prime: (P, pitches)`` with :func:`rnnjax.decoding.sample_bernoulli`
+    (each pitch from its Bernoulli, each frame fed back). Returns ``(num_steps, pitches)`` of 0/1."""
     xs = jnp.asarray(np.vstack([np.zeros((1, prime.shape[1])), prime]), jnp.float32)[None]
     ys, carry = model.rnn.apply(params.rnn, xs)
-    logits = rj.models.dense(params.head, ys[:, -1])
 
-    def body(state, step_key):
-        carry, logits = state
-        frame = jax.random.bernoulli(step_key, jax.nn.sigmoid(logits)).astype(jnp.float32)
+    def step_fn(carry, frame):
         ys, carry = model.rnn.apply(params.rnn, frame[:, None], carry=carry)
-        return (carry, rj.models.dense(params.head, ys[:, 0])), frame[0]
+        return rj.models.dense(params.head, ys[:, 0]), carry
 
-    _, frames = jax.lax.scan(body, (carry, logits), jax.random.split(key, num_steps))
-    return np.asarray(frames, np.uint8)
-
-
-def write_midi(roll: np.ndarray, path: Path, steps_per_quarter: int, lowest_pitch: int) -> Path:
-    """A MIDI file of a piano roll: each run of 1s in a column is one note of that pitch."""
-    music21 = require("music21", "experiments/music.py (MIDI output)")
-    part = music21.stream.Part()
-    padded = np.vstack([np.zeros((1, roll.shape[1]), roll.dtype), roll, np.zeros((1, roll.shape[1]), roll.dtype)])
-    for j in range(roll.shape[1]):
-        change = np.flatnonzero(np.diff(padded[:, j].astype(int)))
-        for start, end in zip(change[::2], change[1::2], strict=True):
-            note = music21.note.Note(midi=lowest_pitch + j, quarterLength=(end - start) / steps_per_quarter)
-            part.insert(start / steps_per_quarter, note)
-    score = music21.stream.Score([part])
-    score.write("midi", fp=str(path))
-    return path
+    logits = rj.models.dense(params.head, ys[:, -1])
+    return np.asarray(rj.decoding.sample_bernoulli(step_fn, carry, logits, num_steps, key)[0], np.uint8)
 
 
 def main(cfg: Config) -> dict:
@@ -238,7 +210,7 @@ def main(cfg: Config) -> dict:
                            jax.random.fold_in(rj.experiment.key_for(jax.random.key(cfg.seed), best), 2))  # fmt: skip
     generated = np.vstack([prime, sample])
     original = roll[: cfg.prime_steps + cfg.generate_steps]
-    write_midi(generated, run_dir / "generated.mid", cfg.steps_per_quarter, data.lowest_pitch)
+    chorales.to_midi(generated, run_dir / "generated.mid", cfg.steps_per_quarter, data.lowest_pitch)
     title = f"{data.names[piece]}: {cfg.prime_steps} steps of the chorale"
     rj.plots.piano_roll(
         generated,

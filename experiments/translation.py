@@ -38,7 +38,6 @@ import numpy as np
 import rnnjax as rj
 from rnnjax.data import number_words
 from rnnjax.metrics import character_error_rate, edit_distance, exact_match
-from rnnjax.models.conditional import shift_right  # not re-exported by rj.models
 
 
 @dataclasses.dataclass(frozen=True)
@@ -132,7 +131,7 @@ def train_and_decode(cfg: Config, encoder: str, data, arrays, run_dir) -> dict:
 
     def loss(p, batch):
         s, sl, t, tl = batch
-        logits = model.apply(p, s, sl, shift_right(t, model.bos_id), tl)
+        logits = model.apply(p, s, sl, rj.models.shift_right(t, model.bos_id), tl)
         return rj.losses.cross_entropy(logits, t, rj.losses.mask_from_lengths(tl, t.shape[1]))
 
     def data_fn(step: int):

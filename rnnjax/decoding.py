@@ -18,7 +18,7 @@ import jax.numpy as jnp
 from rnnjax.checks import check_float, check_key, check_nonnegative_int, check_positive_int
 from rnnjax.types import Array, Carry, PRNGKey
 
-__all__ = ["Beams", "StepFn", "beam_search", "greedy", "sample", "sample_logits"]
+__all__ = ["Beams", "StepFn", "beam_search", "greedy", "sample", "sample_bernoulli", "sample_logits"]
 
 StepFn = Callable[[Carry, Array], tuple[Array, Carry]]
 
@@ -74,6 +74,33 @@ def sample(
         return jnp.zeros((logits.shape[0], 0), jnp.int32)
     _, tokens = jax.lax.scan(body, (carry, logits), jax.random.split(key, num_steps))
     return tokens.T
+
+
+def sample_bernoulli(step_fn: StepFn, carry: Carry, logits: Array, num_steps: int, key: PRNGKey) -> Array:
+    """Samples ``num_steps`` multi-label frames (a piano roll's notes): output ``j`` of a frame is 1 with
+    probability ``sigma(logits_j)``, independently, and the frame is fed back as the next input.
+
+    Args:
+        step_fn: ``step_fn(carry, frame) -> (logits, carry)`` with ``frame: (n, outputs)`` float32 of 0/1.
+        carry: the state after the context (e.g. the start of a held-out piece).
+        logits: ``(n, outputs)``, the first frame's.
+
+    Returns:
+        ``(n, num_steps, outputs)`` float32 of 0/1.
+    """
+
+    def body(state, step_key):
+        carry, logits = state
+        frame = jax.random.bernoulli(step_key, jax.nn.sigmoid(logits)).astype(jnp.float32)
+        logits, carry = step_fn(carry, frame)
+        return (carry, logits), frame
+
+    num_steps = check_nonnegative_int(num_steps, "num_steps")
+    key = check_key(key)
+    if num_steps == 0:
+        return jnp.zeros((logits.shape[0], 0, logits.shape[-1]), jnp.float32)
+    _, frames = jax.lax.scan(body, (carry, logits), jax.random.split(key, num_steps))
+    return jnp.swapaxes(frames, 0, 1)
 
 
 class Beams(NamedTuple):

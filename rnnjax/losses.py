@@ -24,7 +24,8 @@ from rnnjax.checks import check_nonnegative_int, is_concrete
 from rnnjax.types import Array
 
 __all__ = [
-    "REDUCTIONS", "accuracy", "bits_per_character", "cross_entropy", "mask_from_lengths", "mse", "perplexity",
+    "REDUCTIONS", "accuracy", "binary_cross_entropy", "bits_per_character", "cross_entropy", "mask_from_lengths",
+    "mse", "perplexity",
     "softmax_squared_error",
 ]  # fmt: skip
 
@@ -153,6 +154,21 @@ def mse(predictions: Array, targets: Array, mask: Array | None = None, reduction
     m = _check(predictions, targets, mask, classes=False)
     predictions, targets = _sanitize(predictions, m), _sanitize(targets, m)
     return _reduce(((predictions - targets) ** 2).mean(-1), m, reduction)
+
+
+def binary_cross_entropy(logits: Array, targets: Array, mask: Array | None = None, reduction: str = "mean") -> Array:
+    """Independent Bernoullis, one per output (multi-label, e.g. the notes of a piano roll), in nats:
+    ``-sum_j [y_j log sigma(o_j) + (1 - y_j) log(1 - sigma(o_j))] = sum_j softplus(o_j) - y_j o_j``, summed
+    over the last axis, then reduced over valid steps (the negative log-likelihood of a frame).
+
+    Args:
+        logits: ``(batch, time, outputs)`` or ``(batch, outputs)``.
+        targets: the same shape, values in [0, 1].
+        mask: weights of shape ``logits.shape[:-1]``.
+    """
+    m = _check(logits, targets, mask, classes=False)
+    logits, targets = _sanitize(logits, m), _sanitize(targets, m)
+    return _reduce((jax.nn.softplus(logits) - targets * logits).sum(-1), m, reduction)
 
 
 def accuracy(logits: Array, labels: Array, mask: Array | None = None) -> Array:

@@ -75,3 +75,18 @@ def test_a_missing_music21_names_the_install_command(monkeypatch, tmp_path):
     monkeypatch.setattr(rj.data.packages.importlib, "import_module", fake)
     with pytest.raises(rj.data.MissingDataPackage, match="pip install"):
         ch.load(limit=2, cache_dir=tmp_path)
+
+
+def test_midi_round_trip(tmp_path):
+    roll = np.zeros((8, 3), np.uint8)
+    roll[0:4, 0] = 1  # a half note on pitch 60
+    roll[2:3, 2] = 1  # an eighth on pitch 62, starting on beat 2
+    path = rj.data.chorales.to_midi(roll, tmp_path / "x.mid", steps_per_quarter=2, lowest_pitch=60)
+    import music21
+
+    notes = sorted((float(n.offset), n.pitch.midi, float(n.quarterLength))
+                   for n in music21.converter.parse(str(path)).flatten().notes)  # fmt: skip
+    assert notes == [(0.0, 60, 2.0), (1.0, 62, 0.5)]
+
+    with pytest.raises(ValueError, match="roll"):
+        rj.data.chorales.to_midi(np.zeros(8), tmp_path / "y.mid")

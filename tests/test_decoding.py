@@ -300,3 +300,28 @@ def test_decoders_run_with_64_bit_enabled(x64, decoder):
         tokens, lengths = beams.tokens[:, 0], beams.lengths[:, 0]
     np.testing.assert_array_equal(tokens, expected)
     np.testing.assert_array_equal(lengths, expected_lengths)
+
+
+def test_sample_bernoulli_draws_each_output_from_its_sigmoid_and_feeds_frames_back(getkey):
+    logits = jnp.array([[-2.0, 0.0, 3.0]])
+
+    def fixed(carry, frame):
+        assert frame.shape == (1, 3) and frame.dtype == jnp.float32
+        return logits, carry
+
+    n = 4000
+    frames = decoding.sample_bernoulli(fixed, (), logits, n, getkey())
+    assert frames.shape == (1, n, 3) and set(np.unique(frames)) <= {0.0, 1.0}
+    np.testing.assert_allclose(frames[0].mean(0), jax.nn.sigmoid(logits[0]), atol=0.03)
+
+    # Each output copies the frame fed back (logits +-30): every frame equals the first one drawn.
+    def copy(carry, frame):
+        return 60.0 * frame - 30.0, carry
+
+    first = jnp.zeros((8, 5))  # sigma(0): the first frame is a coin toss per output
+    frames = decoding.sample_bernoulli(copy, (), first, 6, getkey())
+    assert 0 < float(frames[:, 0].mean()) < 1
+    np.testing.assert_array_equal(frames, jnp.broadcast_to(frames[:, :1], frames.shape))
+    assert decoding.sample_bernoulli(fixed, (), logits, 0, getkey()).shape == (1, 0, 3)
+    with pytest.raises(ValueError, match="num_steps"):
+        decoding.sample_bernoulli(fixed, (), logits, -1, getkey())

@@ -4,28 +4,10 @@ from __future__ import annotations
 
 import json
 
-import jax.numpy as jnp
 import numpy as np
 import pytest
 
 import rnnjax as rj
-
-
-def test_bernoulli_nll_against_the_definition(load_script):
-    music = load_script("experiments", "music")
-    rng = np.random.default_rng(0)
-    logits = rng.normal(size=(2, 3, 5)).astype(np.float32)
-    targets = (rng.random((2, 3, 5)) < 0.4).astype(np.float32)
-    mask = np.array([[1, 1, 0], [1, 0, 0]], np.float32)
-    p = 1 / (1 + np.exp(-logits.astype(np.float64)))
-    per_step = -(targets * np.log(p) + (1 - targets) * np.log(1 - p)).sum(-1)
-    expected = (per_step * mask).sum() / mask.sum()
-    got = music.bernoulli_nll(jnp.asarray(logits), jnp.asarray(targets), jnp.asarray(mask))
-    assert float(got) == pytest.approx(expected, rel=1e-5)
-    # A confident right answer costs little, a confident wrong one a lot.
-    big = jnp.full((1, 1, 2), 20.0)
-    assert float(music.bernoulli_nll(big, jnp.ones((1, 1, 2)), jnp.ones((1, 1)))) < 1e-6
-    assert float(music.bernoulli_nll(big, jnp.zeros((1, 1, 2)), jnp.ones((1, 1)))) == pytest.approx(40.0, rel=1e-4)
 
 
 def test_the_baselines_by_hand(load_script):
@@ -46,19 +28,6 @@ def test_the_baselines_by_hand(load_script):
     scores = music.baseline_nll(fit, held)
     assert scores["independent Bernoulli"] == pytest.approx(np.log(2))
     assert scores["per-pitch Markov chain"] == pytest.approx((2 * np.log(3) + 6 * np.log(3 / 2)) / 8)
-
-
-def test_midi_round_trip(load_script, tmp_path):
-    music = load_script("experiments", "music")
-    roll = np.zeros((8, 3), np.uint8)
-    roll[0:4, 0] = 1  # a half note on pitch 60
-    roll[2:3, 2] = 1  # an eighth on pitch 62, starting on beat 2
-    path = music.write_midi(roll, tmp_path / "x.mid", steps_per_quarter=2, lowest_pitch=60)
-    import music21
-
-    notes = sorted((float(n.offset), n.pitch.midi, float(n.quarterLength))
-                   for n in music21.converter.parse(str(path)).flatten().notes)  # fmt: skip
-    assert notes == [(0.0, 60, 2.0), (1.0, 62, 0.5)]
 
 
 def test_tiny_run(load_script, tmp_path):

@@ -274,3 +274,38 @@ def test_mse_targets_of_another_dtype_raise(x64):
     predictions, targets = jnp.zeros((B, T, K), jnp.float32), jnp.zeros((B, T, K), jnp.float64)
     with pytest.raises(ValueError, match="^targets:"):
         losses.mse(predictions, targets)
+
+
+def test_binary_cross_entropy_is_torchs_summed_over_outputs():
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(0)
+    logits = rng.normal(size=(3, 5, 4)).astype(np.float32) * 3
+    targets = (rng.random((3, 5, 4)) < 0.3).astype(np.float32)
+    mask = losses.mask_from_lengths(jnp.array([5, 2, 0]), 5)
+    ref = (
+        torch.nn.functional.binary_cross_entropy_with_logits(
+            torch.tensor(logits), torch.tensor(targets), reduction="none"
+        )
+        .sum(-1)
+        .numpy()
+    )
+    want = (ref * np.asarray(mask)).sum() / np.asarray(mask).sum()
+    got = losses.binary_cross_entropy(jnp.asarray(logits), jnp.asarray(targets), mask)
+    np.testing.assert_allclose(got, want, rtol=1e-5)
+    per_step = losses.binary_cross_entropy(jnp.asarray(logits), jnp.asarray(targets), mask, reduction="none")
+    np.testing.assert_allclose(per_step, ref * np.asarray(mask), rtol=1e-5, atol=1e-6)
+
+
+def test_binary_cross_entropy_is_stable_and_masks_nan():
+    big = jnp.full((1, 1, 2), 40.0)
+    assert float(losses.binary_cross_entropy(big, jnp.ones((1, 1, 2)))) < 1e-6
+    assert float(losses.binary_cross_entropy(big, jnp.zeros((1, 1, 2)))) == pytest.approx(80.0, rel=1e-5)
+    logits = jnp.array([[[0.0], [jnp.nan]]])
+    mask = jnp.array([[1.0, 0.0]])
+    grad = jax.grad(lambda o: losses.binary_cross_entropy(o, jnp.zeros_like(o), mask))(logits)
+    assert np.isfinite(np.asarray(grad)).all()
+    np.testing.assert_allclose(
+        losses.binary_cross_entropy(logits, jnp.zeros_like(logits), mask), math.log(2), rtol=1e-6
+    )
+    with pytest.raises(ValueError, match="targets"):
+        losses.binary_cross_entropy(jnp.zeros((2, 3, 4)), jnp.zeros((2, 3, 5)))

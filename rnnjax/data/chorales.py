@@ -34,7 +34,9 @@ import numpy as np
 
 from rnnjax.data.packages import require
 
-__all__ = ["FRACTIONS", "HIGHEST_PITCH", "LOWEST_PITCH", "Chorales", "chorale_files", "load", "parse", "split"]
+__all__ = [
+    "FRACTIONS", "HIGHEST_PITCH", "LOWEST_PITCH", "Chorales", "chorale_files", "load", "parse", "split", "to_midi",
+]  # fmt: skip
 
 LOWEST_PITCH = 36
 """MIDI pitch of column 0 (C2), the lowest sung note in the corpus."""
@@ -175,3 +177,30 @@ def load(
             np.savez_compressed(tmp, names=np.array(names), rolls=np.concatenate(rolls), lengths=lengths)
             os.replace(tmp, path)  # atomic: a concurrent reader sees the whole file or none
     return Chorales(list(rolls), [str(n) for n in names], split(len(names), seed, fractions), steps_per_quarter)
+
+
+def to_midi(
+    roll: np.ndarray, path: str | os.PathLike, steps_per_quarter: int = 2, lowest_pitch: int = LOWEST_PITCH
+) -> Path:
+    """Writes a piano roll as a MIDI file (with music21): each run of 1s in a column is one note.
+
+    Args:
+        roll: ``(time, pitches)`` of 0/1, pitch ``lowest_pitch + j`` in column ``j``.
+        path: the ``.mid`` file to write.
+        steps_per_quarter: grid steps per quarter note (2: eighth notes, as :func:`load`'s default).
+        lowest_pitch: the MIDI pitch of column 0.
+    """
+    music21 = require("music21", "rj.data.chorales.to_midi")
+    roll = np.asarray(roll)
+    if roll.ndim != 2:
+        raise ValueError(f"roll: expected (time, pitches), got shape {roll.shape}")
+    part = music21.stream.Part()
+    silent = np.zeros((1, roll.shape[1]), int)
+    padded = np.vstack([silent, (roll > 0).astype(int), silent])
+    for j in range(roll.shape[1]):
+        change = np.flatnonzero(np.diff(padded[:, j]))
+        for start, end in zip(change[::2], change[1::2], strict=True):
+            note = music21.note.Note(midi=lowest_pitch + j, quarterLength=(end - start) / steps_per_quarter)
+            part.insert(start / steps_per_quarter, note)
+    music21.stream.Score([part]).write("midi", fp=str(path))
+    return Path(path)

@@ -16,11 +16,11 @@ pre-activation ``V a_t + c`` (logits, or the regression output with g the identi
 losses in :mod:`rnnjax.losses` apply ``g``. Token inputs are embedded by a table ``E: (vocab, d)``.
 """
 
-from rnnjax.models.conditional import OneToMany, OneToManyParams, Seq2Seq, Seq2SeqParams
-from rnnjax.models.layers import Dense, check_tokens, dense, dense_init
+from rnnjax.models.conditional import OneToMany, OneToManyParams, Seq2Seq, Seq2SeqParams, shift_right
+from rnnjax.models.layers import Dense, check_tokens, dense, dense_init, last_hidden
 from rnnjax.models.sequence import FeedForward, LanguageModel, ManyToMany, ManyToOne, SequenceParams
 
 __all__ = [
     "Dense", "FeedForward", "LanguageModel", "ManyToMany", "ManyToOne", "OneToMany", "OneToManyParams",
-    "Seq2Seq", "Seq2SeqParams", "SequenceParams", "check_tokens", "dense", "dense_init",
+    "Seq2Seq", "Seq2SeqParams", "SequenceParams", "check_tokens", "dense", "dense_init", "last_hidden", "shift_right",
 ]  # fmt: skip
