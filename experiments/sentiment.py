@@ -27,7 +27,6 @@ import dataclasses
 import time
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 import rnnjax as rj
@@ -104,46 +103,17 @@ def tfidf_baseline(train: rj.data.rotten_tomatoes.Reviews, test: rj.data.rotten_
     return clf.predict(vectorizer.transform(test.text))
 
 
-def train_network(name: str, cfg: Config, data: dict, vocab_size: int, run_dir) -> dict:
-    """Trains one network; returns its row, curves and test predictions."""
+def train_network(name: str, cfg: Config, data: dict, vocab_size: int, run_dir) -> rj.classify.Classified:
+    """Trains one network on the token ids (:func:`rnnjax.classify.train`)."""
     model = make_model(name, cfg, vocab_size)
     key = rj.experiment.key_for(jax.random.key(cfg.seed), name)
-    params = model.init(jax.random.fold_in(key, 0))
     tx = rj.train.optimizer("adam", cfg.learning_rate, clip_norm=cfg.clip_norm)
-    (x_train, len_train, y_train), (x_test, len_test, y_test) = data["train"], data["test"]
-
-    def batch(step: int):
-        i = rj.data.batch_indices(len(y_train), cfg.batch_size, step, cfg.seed)
-        return x_train[i], len_train[i], y_train[i]
-
-    def loss_fn(p, b, key):
-        del key
-        xs, lengths, ys = b
-        logits = model.apply(p, xs, lengths)
-        return rj.losses.cross_entropy(logits, ys), {"accuracy": rj.losses.accuracy(logits, ys)}
-
-    @jax.jit
-    def test_logits(p):
-        return model.apply(p, x_test, len_test)
-
-    def eval_fn(p):
-        logits = test_logits(p)
-        return {"loss": rj.losses.cross_entropy(logits, y_test), "accuracy": rj.losses.accuracy(logits, y_test)}
-
-    trained = rj.experiment.train_model(
-        name, params, loss_fn, tx, batch, cfg.steps, key=jax.random.fold_in(key, 1), run_dir=run_dir,
-        eval_fn=eval_fn, eval_every=cfg.eval_every, progress=cfg.progress, config=cfg,
+    return rj.classify.train(
+        name, model, model.init(jax.random.fold_in(key, 0)), rj.classify.Split(*data["train"]),
+        rj.classify.Split(*data["test"]), tx, steps=cfg.steps, batch_size=cfg.batch_size,
+        key=jax.random.fold_in(key, 1), seed=cfg.seed, run_dir=run_dir, eval_every=cfg.eval_every,
+        progress=cfg.progress, config=cfg,
     )  # fmt: skip
-    predictions = np.asarray(jnp.argmax(test_logits(trained.params), -1))
-    return {
-        "model": name,
-        "accuracy": float(np.mean(predictions == np.asarray(y_test))),
-        "best_eval_accuracy": float(trained.curve("eval/accuracy")[1].max()),
-        "train_accuracy": float(np.mean(trained.curve("accuracy")[1][-max(1, cfg.steps // 10) :])),
-        "seconds": trained.seconds,
-        "predictions": predictions,
-        "trained": trained,
-    }
 
 
 def main(cfg: Config) -> dict:
@@ -171,30 +141,20 @@ def main(cfg: Config) -> dict:
         "majority": float(np.mean(test.label == majority)),
     }
 
-    curves = {r["model"]: r["trained"].curve("loss") for r in results}
-    evals = {r["model"]: r["trained"].curve("eval/loss") for r in results}
-    rj.plots.loss_curves(curves, run_dir / "learning_curves.png", evals=evals, ylabel="cross-entropy (nats)",
-                         window=max(1, cfg.steps // 40), log_y=False,
-                         title="sentiment: training loss (line), test loss (markers)")  # fmt: skip
-    steps = results[0]["trained"].curve("eval/accuracy")[0]
-    rj.plots.lines(steps, {r["model"]: r["trained"].curve("eval/accuracy")[1] for r in results},
-                   run_dir / "accuracy.png", xlabel="training step", ylabel="test accuracy",
-                   hline=baselines["tfidf_logreg"],
-                   title=f"test accuracy (line: TF-IDF logreg {baselines['tfidf_logreg']:.3f})")  # fmt: skip
-    best = max(results, key=lambda r: r["accuracy"])
-    rj.plots.confusion_matrix(test.label, best["predictions"], list(rj.data.rotten_tomatoes.CLASSES),
-                              run_dir / "confusion.png",
-                              title=f"{best['model']}: accuracy {best['accuracy']:.3f}")  # fmt: skip
+    best = rj.classify.figures(
+        results,
+        baselines,
+        test.label,
+        list(rj.data.rotten_tomatoes.CLASSES),
+        run_dir,
+        what="sentiment",
+        window=max(1, cfg.steps // 40),
+    )
 
-    rows = [[r["model"], "network", r["accuracy"], r["best_eval_accuracy"], r["train_accuracy"], f"{r['seconds']:.1f}"]
-            for r in results]  # fmt: skip
-    rows += [[name, "baseline", acc, "", "", ""] for name, acc in baselines.items()]
-    table = rj.experiment.markdown_table(
-        ["model", "kind", "test accuracy", "best test accuracy while training", "train accuracy (last 10%)",
-         "seconds"], rows)  # fmt: skip
+    table = rj.classify.table(results, baselines)
     headline = rj.experiment.Headline.best(
         "Rotten Tomatoes snippets, held-out movies", "accuracy (higher is better)",
-        models={r["model"]: r["accuracy"] for r in results}, baselines=baselines, lower_is_better=False,
+        models={r.name: r.accuracy for r in results}, baselines=baselines, lower_is_better=False,
     )  # fmt: skip
     if headline.beats_baseline:
         verdict = (f"The best network, {headline.model}, beats the best baseline ({headline.baseline}) by "
@@ -209,7 +169,7 @@ def main(cfg: Config) -> dict:
             "and its regularisation suits the small data. The training accuracy far above the test accuracy shows "
             "that the networks overfit instead."
         )
-    train_acc = max(r["train_accuracy"] for r in results)
+    train_acc = max(r.train_accuracy for r in results)
     note = ("networks overfit the 10k one-sentence snippets (train accuracy up to "
             f"{train_acc:.2f}); TF-IDF n-grams need only weigh the sentiment words"
             if not headline.beats_baseline else "")  # fmt: skip
@@ -222,12 +182,13 @@ def main(cfg: Config) -> dict:
         f"clip {cfg.clip_norm}). Test accuracy is that of the final weights (no early stopping on the test part).\n\n"
         f"{table}\n\n{verdict}\n\n"
         "![learning curves](learning_curves.png)\n\n![test accuracy](accuracy.png)\n\n"
-        f"![confusion matrix of {best['model']}](confusion.png)"
+        f"![confusion matrix of {best.name}](confusion.png)"
     )
     rj.experiment.write_report(run_dir, "Sentiment: Rotten Tomatoes snippets", body,
                                seconds=time.perf_counter() - start, headlines=[headline])  # fmt: skip
     print(table)
-    summary = [{k: v for k, v in r.items() if k not in ("predictions", "trained")} for r in results]
+    summary = [{"model" if k == "name" else k: v for k, v in r._asdict().items() if k not in ("predictions", "trained")}
+               for r in results]  # fmt: skip
     return {"run_dir": run_dir, "results": summary, "baselines": baselines, "table": table,
             "headlines": [headline], "vocab_size": vocab.size}  # fmt: skip
 

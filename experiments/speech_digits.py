@@ -25,7 +25,6 @@ import dataclasses
 import time
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 import rnnjax as rj
@@ -100,47 +99,19 @@ def logreg_baseline(train: rj.data.spoken_digits.Digits, test: rj.data.spoken_di
     return clf.fit(summary_features(train), train.label).predict(summary_features(test))
 
 
-def train_network(name: str, cfg: Config, train, test, run_dir) -> dict:
-    """Trains one network; returns its row, curves and test predictions."""
+def train_network(name: str, cfg: Config, train, test, run_dir) -> rj.classify.Classified:
+    """Trains one network on the MFCC frames (:func:`rnnjax.classify.train`)."""
     model = make_model(name, cfg.hidden_size)
     key = rj.experiment.key_for(jax.random.key(cfg.seed), name)
-    params = model.init(jax.random.fold_in(key, 0), train.xs.shape[-1])
     tx = rj.train.optimizer("adam", cfg.learning_rate, clip_norm=cfg.clip_norm)
-    x_test, len_test, y_test = jnp.asarray(test.xs), jnp.asarray(test.lengths), jnp.asarray(test.label, jnp.int32)
-    y_train = train.label.astype(np.int32)
-
-    def batch(step: int):
-        i = rj.data.batch_indices(len(y_train), cfg.batch_size, step, cfg.seed)
-        return train.xs[i], train.lengths[i], y_train[i]
-
-    def loss_fn(p, b, key):
-        del key
-        xs, lengths, ys = b
-        logits = model.apply(p, xs, lengths)
-        return rj.losses.cross_entropy(logits, ys), {"accuracy": rj.losses.accuracy(logits, ys)}
-
-    @jax.jit
-    def test_logits(p):
-        return model.apply(p, x_test, len_test)
-
-    def eval_fn(p):
-        logits = test_logits(p)
-        return {"loss": rj.losses.cross_entropy(logits, y_test), "accuracy": rj.losses.accuracy(logits, y_test)}
-
-    trained = rj.experiment.train_model(
-        name, params, loss_fn, tx, batch, cfg.steps, key=jax.random.fold_in(key, 1), run_dir=run_dir,
-        eval_fn=eval_fn, eval_every=cfg.eval_every, progress=cfg.progress, config=cfg,
-    )  # fmt: skip
-    predictions = np.asarray(jnp.argmax(test_logits(trained.params), -1))
-    return {
-        "model": name,
-        "accuracy": float(np.mean(predictions == test.label)),
-        "best_eval_accuracy": float(trained.curve("eval/accuracy")[1].max()),
-        "train_accuracy": float(np.mean(trained.curve("accuracy")[1][-max(1, cfg.steps // 10) :])),
-        "seconds": trained.seconds,
-        "predictions": predictions,
-        "trained": trained,
+    split = {
+        k: rj.classify.Split(d.xs, d.lengths, d.label.astype(np.int32)) for k, d in (("train", train), ("test", test))
     }
+    return rj.classify.train(
+        name, model, model.init(jax.random.fold_in(key, 0), train.xs.shape[-1]), split["train"], split["test"], tx,
+        steps=cfg.steps, batch_size=cfg.batch_size, key=jax.random.fold_in(key, 1), seed=cfg.seed, run_dir=run_dir,
+        eval_every=cfg.eval_every, progress=cfg.progress, config=cfg,
+    )  # fmt: skip
 
 
 def main(cfg: Config) -> dict:
@@ -159,31 +130,21 @@ def main(cfg: Config) -> dict:
     rj.experiment.merge_metrics(run_dir, cfg.models)
     baselines = {"logreg_mean_std": float(np.mean(logreg_baseline(train, test) == test.label))}
 
-    curves = {r["model"]: r["trained"].curve("loss") for r in results}
-    evals = {r["model"]: r["trained"].curve("eval/loss") for r in results}
-    rj.plots.loss_curves(curves, run_dir / "learning_curves.png", evals=evals, ylabel="cross-entropy (nats)",
-                         window=max(1, cfg.steps // 40),
-                         title="spoken digits: training loss (line), test-speaker loss (markers)")  # fmt: skip
-    steps = results[0]["trained"].curve("eval/accuracy")[0]
-    rj.plots.lines(steps, {r["model"]: r["trained"].curve("eval/accuracy")[1] for r in results},
-                   run_dir / "accuracy.png", xlabel="training step", ylabel="test accuracy (unseen speakers)",
-                   hline=baselines["logreg_mean_std"],
-                   title=f"test accuracy (line: logistic regression {baselines['logreg_mean_std']:.3f})")  # fmt: skip
-    best = max(results, key=lambda r: r["accuracy"])
-    rj.plots.confusion_matrix(test.label, best["predictions"], [str(d) for d in range(10)],
-                              run_dir / "confusion.png",
-                              title=f"{best['model']}: accuracy {best['accuracy']:.3f}")  # fmt: skip
+    best = rj.classify.figures(
+        results,
+        baselines,
+        test.label,
+        [str(d) for d in range(10)],
+        run_dir,
+        what="spoken digits",
+        window=max(1, cfg.steps // 40),
+    )
 
-    rows = [[r["model"], "network", r["accuracy"], r["best_eval_accuracy"], r["train_accuracy"], f"{r['seconds']:.1f}"]
-            for r in results]  # fmt: skip
-    rows += [[name, "baseline", acc, "", "", ""] for name, acc in baselines.items()]
-    table = rj.experiment.markdown_table(
-        ["model", "kind", "test accuracy", "best test accuracy while training", "train accuracy (last 10%)",
-         "seconds"], rows)  # fmt: skip
-    train_acc = max(r["train_accuracy"] for r in results)
+    table = rj.classify.table(results, baselines)
+    train_acc = max(r.train_accuracy for r in results)
     headline = rj.experiment.Headline.best(
         "spoken digits (FSDD MFCCs), unseen speakers", "accuracy (higher is better)",
-        models={r["model"]: r["accuracy"] for r in results}, baselines=baselines, lower_is_better=False,
+        models={r.name: r.accuracy for r in results}, baselines=baselines, lower_is_better=False,
     )  # fmt: skip
     if headline.beats_baseline:
         verdict = (f"The best network, {headline.model}, beats the time-averaged baseline by "
@@ -217,12 +178,13 @@ def main(cfg: Config) -> dict:
         "that of the final weights (no early stopping on the test speakers); chance is 0.1.\n\n"
         f"{table}\n\n{verdict}\n\n"
         "![learning curves](learning_curves.png)\n\n![test accuracy](accuracy.png)\n\n"
-        f"![confusion matrix of {best['model']}](confusion.png)"
+        f"![confusion matrix of {best.name}](confusion.png)"
     )
     rj.experiment.write_report(run_dir, "Spoken digits: MFCC sequences of unseen speakers", body,
                                seconds=time.perf_counter() - start, headlines=[headline])  # fmt: skip
     print(table)
-    summary = [{k: v for k, v in r.items() if k not in ("predictions", "trained")} for r in results]
+    summary = [{"model" if k == "name" else k: v for k, v in r._asdict().items() if k not in ("predictions", "trained")}
+               for r in results]  # fmt: skip
     return {"run_dir": run_dir, "results": summary, "baselines": baselines, "table": table,
             "headlines": [headline]}  # fmt: skip
 
