@@ -36,6 +36,7 @@ def tiny_of(path: Path, nb: nbformat.NotebookNode) -> dict[str, object]:
     assert path.stem in TINY, f"give {path.name} metadata rnnjax.tiny, or add it to TINY in {Path(__file__).name}"
     return TINY[path.stem]
 
+
 CELL_TIMEOUT = 300
 """Seconds one cell may run (a tiny cell takes a few; JAX compiles on first use)."""
 
