@@ -33,11 +33,24 @@ from types import ModuleType
 import rnnjax as rj
 
 REPO = Path(__file__).resolve().parents[1]
+APPLICATIONS = {
+    "char_lm": "Character language model (Shakespeare)",
+    "sentiment": "Sentiment (Rotten Tomatoes)",
+    "time_series": "Time-series forecasting",
+    "sequential_images": "Sequential images (digits, MNIST-5k)",
+    "captioning": "One-to-many captioning (digits)",
+    "translation": "Encoder-decoder translation (number words)",
+    "music": "Music (Bach chorales)",
+    "speech_digits": "Speech (spoken digits)",
+}
+"""The applications on real data, by script name, with their title in the README's results table; together
+they make one README block, ``applications``, written from the headlines of their reports."""
 SCRIPTS = {
     "gradient_flow": "experiments",
     "adding_problem": "experiments",
     "rnn_speed": "benchmarks",
     "jacobian_speed": "benchmarks",
+    **dict.fromkeys(APPLICATIONS, "experiments"),
 }
 """Each run of the README, by name, and the folder of its script (``<folder>/<name>.py``)."""
 
@@ -48,7 +61,8 @@ class Config:
 
     only: tuple[str, ...] = tuple(SCRIPTS)
     """The runs to redo and the README blocks to rewrite: gradient_flow, adding_problem, rnn_speed,
-    jacobian_speed."""
+    jacobian_speed, and the applications (char_lm, sentiment, time_series, sequential_images, captioning,
+    translation, music, speech_digits; any of them rewrites the one applications block)."""
     from_reports: bool = False
     """Run nothing: rewrite the README's blocks from the reports already in results_dir."""
     tiny: bool = False
@@ -79,20 +93,26 @@ def run(name: str, cfg: Config) -> Path:
     return Path(cfg.root or rj.experiment.runs_root()) / name
 
 
+KEPT = ("png", "mid")
+"""The kinds of file a report links to that are kept beside its figures (figures, generated MIDI)."""
+
+
 def keep(name: str, run_dir: Path, cfg: Config) -> None:
-    """Copies the run's report to ``<results_dir>/<name>.md`` and its figures to ``<figures_dir>/<name>/``."""
+    """Copies the run's report to ``<results_dir>/<name>.md`` and its figures (and MIDI files) to
+    ``<figures_dir>/<name>/``."""
     figures = Path(cfg.figures_dir) / name
     results = Path(cfg.results_dir)
-    pngs = sorted(run_dir.glob("*.png"))
-    if pngs or figures.exists():
+    kept = sorted(p for kind in KEPT for p in run_dir.glob(f"*.{kind}"))
+    if kept or figures.exists():
         figures.mkdir(parents=True, exist_ok=True)
-        for old in figures.glob("*.png"):  # a figure the run no longer draws must not linger
+        for old in (p for kind in KEPT for p in figures.glob(f"*.{kind}")):  # what the run no longer draws goes
             old.unlink()
-        for png in pngs:
-            shutil.copyfile(png, figures / png.name)
+        for path in kept:
+            shutil.copyfile(path, figures / path.name)
     results.mkdir(parents=True, exist_ok=True)
     link = Path(os.path.relpath(figures, results)).as_posix()
-    report = re.sub(r"\]\(([\w.-]+\.png)\)", rf"]({link}/\1)", (run_dir / "report.md").read_text())
+    kinds = "|".join(KEPT)
+    report = re.sub(rf"\]\(([\w.-]+\.(?:{kinds}))\)", rf"]({link}/\1)", (run_dir / "report.md").read_text())
     (results / f"{name}.md").write_text(report)
 
 
@@ -100,15 +120,18 @@ def rewrite_readme(names: tuple[str, ...], cfg: Config) -> None:
     """Rewrites the README's block of each name from ``<results_dir>/<name>.md``."""
     readme = Path(cfg.readme)
     text = readme.read_text()
-    for name in names:
+    blocks = [n for n in names if n not in APPLICATIONS] + ["applications"] * any(n in APPLICATIONS for n in names)
+    for name in blocks:
         text = rj.experiment.replace_block(text, name, render(name, cfg))
     readme.write_text(text)
-    print(f"rewrote {', '.join(names)} in {readme}", file=sys.stderr)
+    print(f"rewrote {', '.join(blocks)} in {readme}", file=sys.stderr)
 
 
 def render(name: str, cfg: Config) -> str:
-    """The README block of one run, from its kept report."""
+    """The README block of one run (or of all the applications), from the kept reports."""
     readme_dir = Path(cfg.readme).parent
+    if name == "applications":
+        return _wrap(render_applications(cfg, readme_dir))
     report = Path(cfg.results_dir) / f"{name}.md"
     links = Links(
         report=Path(os.path.relpath(report, readme_dir)).as_posix(),
@@ -321,6 +344,35 @@ def render_jacobian_speed(report: str, links: Links) -> str:
         f"({timed}), and against the matmul floor `T * 2 * n^3` flops. The run, {ran}.",
         "", table,
     ])  # fmt: skip
+
+
+def render_applications(cfg: Config, readme_dir: Path) -> str:
+    """One table of every application's headlines (its best model against its best baseline), with the run's
+    command, wall time and report, and the notes the runs gave."""
+    rows, notes, cpus = [], [], set()
+    for name, title in APPLICATIONS.items():
+        path = Path(cfg.results_dir) / f"{name}.md"
+        if not path.exists():
+            raise FileNotFoundError(f"{path}: no kept report of {name}; run python docs/reproduce.py --only {name}")
+        report = path.read_text()
+        env, _ = rj.experiment.report_facts(report)
+        cpus.add(f"{env['cpu_count']} CPU cores ({env['cpu']})")
+        link = Path(os.path.relpath(path, readme_dir)).as_posix()
+        for i, h in enumerate(rj.experiment.headlines_in(report)):
+            first = i == 0
+            rows.append([f"[{title}]({link})" if first else "", f"`python experiments/{name}.py`" if first else "",
+                         h["task"], h["metric"], f"{h['best model']} {h['score']}",
+                         f"{h['best baseline']} {h['baseline score']}", h["beats baseline"],
+                         f"{float(env['wall_time_s']):.0f} s" if first else ""])  # fmt: skip
+            if h.get("note"):
+                notes.append(f"- {title}, {h['task']}: {h['note']}")
+    table = rj.experiment.markdown_table(
+        ["experiment", "command", "task", "metric", "ours (best model)", "best baseline", "beats it", "wall time"], rows
+    )
+    lines = [f"The default runs on {_join(sorted(cpus))}; each row is the run's best model against its best "
+             "baseline, both measured on the same split in the same run (the report links to every model and "
+             "baseline, the figures and the config).", "", table]  # fmt: skip
+    return "\n".join([*lines, "", *notes] if notes else lines)
 
 
 RENDERERS: dict[str, Callable[[str, Links], str]] = {

@@ -166,8 +166,8 @@ def main(cfg: Config) -> dict:
                 f.write(json.dumps({"cell": r["cell"], **json.loads(line)}) + "\n")
     rj.plots.loss_curves(
         {r["cell"]: r["train"] for r in results}, run_dir / "loss_curves.png",
-        evals={r["cell"]: r["eval"] for r in results}, baseline=ADDING_BASELINE_MSE,
-        baseline_label="predict 1 (MSE 1/6)", ylabel="MSE", window=max(1, cfg.steps // 100),
+        evals={r["cell"]: r["eval"] for r in results}, baselines={"predict 1 (MSE 1/6)": ADDING_BASELINE_MSE},
+        ylabel="MSE", window=max(1, cfg.steps // 100),
         title=f"adding problem, T = {cfg.length}" + (f", truncated BPTT k = {cfg.tbptt}" if cfg.tbptt else ""),
     )  # fmt: skip
     rows = [

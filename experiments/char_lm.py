@@ -212,10 +212,11 @@ def main(cfg: Config) -> dict:
     base = baselines(cfg, corpus, train_ids, slices)
     results = [train_cell(cfg, cell, corpus, train_ids, slices, run_dir) for cell in cfg.cells]
     rj.experiment.merge_metrics(run_dir, [r["cell"] for r in results], key="cell")
-    rj.plots.curves_with_baselines(
+    rj.plots.loss_curves(
         {r["cell"]: r["train"] for r in results}, run_dir / "learning_curves.png",
         baselines={f"{name} (valid)": v["valid"] for name, v in base.items()},
         evals={r["cell"]: r["eval"] for r in results}, ylabel="bits per character", window=max(1, cfg.steps // 50),
+        log_y=False, clip_to_baselines=True,
         title=f"Shakespeare, {cfg.hidden_size} units: training windows and held-out validation plays",
     )  # fmt: skip
     best = min(results, key=lambda r: r["valid_bpc"])

@@ -229,7 +229,7 @@ def main(cfg: Config) -> dict:
     rj.plots.loss_curves(
         {c: t.curve("loss") for c, t in trained.items()}, run_dir / "loss_curves.png",
         evals={c: t.curve("eval/nll") for c, t in trained.items()}, ylabel="NLL per time step (nats)",
-        baseline=base["per-pitch Markov chain"]["valid"], baseline_label="per-pitch Markov chain (validation)",
+        baselines={"per-pitch Markov chain (validation)": base["per-pitch Markov chain"]["valid"]},
         window=max(1, cfg.steps // 50), log_y=False, title="Bach chorales: training and validation NLL",
     )  # fmt: skip
 

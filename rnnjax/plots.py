@@ -44,23 +44,35 @@ def loss_curves(
     *,
     title: str = "",
     ylabel: str = "loss",
-    baseline: float | None = None,
-    baseline_label: str = "baseline",
+    baselines: Mapping[str, float] | None = None,
     evals: Mapping[str, tuple[np.ndarray, np.ndarray]] | None = None,
     window: int = 1,
     log_y: bool = True,
+    clip_to_baselines: bool = False,
 ) -> Path:
     """One line per run: the training curve (smoothed over ``window`` steps), evaluation points
-    as markers of the same colour, and an optional horizontal baseline."""
+    as markers of the same colour, and one labelled horizontal line per baseline (``{label: value}``).
+
+    ``clip_to_baselines`` cuts the y range at 1.25 times the worst baseline, leaving out the first steps'
+    losses far above it (so that curves close to the baselines can be told apart)."""
     fig = Figure(figsize=(7, 4.2))
     ax = fig.subplots()
+    shown = []
     for i, (name, (steps, values)) in enumerate(curves.items()):
         color = f"C{i}"
-        ax.plot(steps, smooth(values, window), color=color, lw=1.2, label=f"{name} (train)")
+        smoothed = smooth(values, window)
+        ax.plot(steps, smoothed, color=color, lw=1.2, label=f"{name} (train)")
+        shown.append(np.asarray(smoothed, float))
         if evals and name in evals:
             ax.plot(*evals[name], "o", color=color, ms=3.5, label=f"{name} (eval)")
-    if baseline is not None:
-        ax.axhline(baseline, color="k", ls="--", lw=1, label=baseline_label)
+            shown.append(np.asarray(evals[name][1], float))
+    baselines = dict(baselines or {})
+    styles = ["--", ":", "-.", (0, (5, 1, 1, 1))]
+    for j, (label, value) in enumerate(sorted(baselines.items(), key=lambda kv: -kv[1])):
+        ax.axhline(value, color="k" if j == 0 else f"0.{2 + 2 * (j % 3)}", ls=styles[j % 4], lw=1, label=label)
+    if clip_to_baselines and baselines:
+        values = np.concatenate([v[np.isfinite(v)] for v in shown] + [np.asarray(list(baselines.values()), float)])
+        ax.set_ylim(0.95 * values.min(), min(values.max(), 1.25 * max(baselines.values())))
     ax.set_xlabel("training step")
     ax.set_ylabel(ylabel)
     if log_y:

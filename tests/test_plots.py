@@ -40,5 +40,11 @@ def test_the_other_figures_write_pngs(tmp_path):
     _png(rj.plots.piano_roll(np.eye(32, 12), tmp_path / "p.png", lowest_pitch=48, title="roll"))
     curves = {"lstm": (np.arange(10), np.linspace(2, 1, 10))}
     _png(
-        rj.plots.loss_curves(curves, tmp_path / "l.png", baseline=1.5, evals={"lstm": (np.array([9]), np.array([1.1]))})
+        rj.plots.loss_curves(
+            curves,
+            tmp_path / "l.png",
+            baselines={"a": 1.5, "b": 1.8},
+            clip_to_baselines=True,
+            evals={"lstm": (np.array([9]), np.array([1.1]))},
+        )
     )

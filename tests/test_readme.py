@@ -69,8 +69,25 @@ def test_readme_results_are_what_the_reports_give():
     """Every number of the blocks, prose included: `python docs/reproduce.py --from-reports` changes nothing."""
     reproduce = _reproduce()
     cfg = reproduce.Config(readme=str(README), results_dir=str(RESULTS), figures_dir=str(RESULTS.parent / "figures"))
-    for name in NAMES:
+    for name in (*NAMES, "applications"):
         assert rj.experiment.block(README.read_text(), name) == reproduce.render(name, cfg).strip("\n"), name
+
+
+def test_the_applications_table_is_every_applications_headlines():
+    reproduce = _reproduce()
+    block = rj.experiment.block(README.read_text(), "applications")
+    (table,) = rj.experiment.tables_in(block)
+    rows = [[c.strip() for c in line.strip("|").split("|")] for line in table.splitlines()[2:]]
+    for name, title in reproduce.APPLICATIONS.items():
+        report = (RESULTS / f"{name}.md").read_text()
+        heads = rj.experiment.headlines_in(report)
+        assert heads, f"docs/results/{name}.md has no Headline table"
+        mine = rows[[r[0] for r in rows].index(f"[{title}](docs/results/{name}.md)") :][: len(heads)]
+        for row, head in zip(mine, heads, strict=True):
+            ours, theirs = f"{head['best model']} {head['score']}", f"{head['best baseline']} {head['baseline score']}"
+            assert row[2:7] == [head["task"], head["metric"], ours, theirs, head["beats baseline"]]
+        env, config = rj.experiment.report_facts(report)
+        assert mine[0][7] == f"{float(env['wall_time_s']):.0f} s" and not config["tiny"], name
 
 
 @pytest.mark.parametrize("doc", [README, *sorted(RESULTS.glob("*.md"))], ids=lambda p: p.name)
@@ -99,6 +116,11 @@ def test_reproduce_tiny_writes_reports_figures_and_the_readme(tmp_path):
         assert f"{float(env['wall_time_s']):.0f} s on" in block, name
         for table in rj.experiment.tables_in(block):
             assert table in rj.experiment.tables_in(report), name
+    apps = rj.experiment.block(text, "applications")
+    for name in reproduce.APPLICATIONS:
+        assert f"(results/{name}.md)" in apps and rj.experiment.headlines_in(
+            (tmp_path / "results" / f"{name}.md").read_text()
+        ), name
     assert (tmp_path / "figures" / "gradient_flow" / "norms_trained.png").exists()
     assert (tmp_path / "figures" / "adding_problem" / "loss_curves.png").exists()
     blocks = "\n".join(rj.experiment.block(text, name) for name in NAMES)
