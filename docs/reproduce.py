@@ -349,7 +349,7 @@ def render_jacobian_speed(report: str, links: Links) -> str:
 def render_applications(cfg: Config, readme_dir: Path) -> str:
     """One table of every application's headlines (its best model against its best baseline), with the run's
     command, wall time and report, and the notes the runs gave."""
-    rows, notes, cpus = [], [], set()
+    rows, notes, cpus, seen = [], [], set(), set()
     for name, title in APPLICATIONS.items():
         path = Path(cfg.results_dir) / f"{name}.md"
         if not path.exists():
@@ -364,7 +364,8 @@ def render_applications(cfg: Config, readme_dir: Path) -> str:
                          h["task"], h["metric"], f"{h['best model']} {h['score']}",
                          f"{h['best baseline']} {h['baseline score']}", h["beats baseline"],
                          f"{float(env['wall_time_s']):.0f} s" if first else ""])  # fmt: skip
-            if h.get("note"):
+            if h.get("note") and f"{title}: {h['note']}" not in seen:  # one note for the rows it explains
+                seen.add(f"{title}: {h['note']}")
                 notes.append(f"- {title}, {h['task']}: {h['note']}")
     table = rj.experiment.markdown_table(
         ["experiment", "command", "task", "metric", "ours (best model)", "best baseline", "beats it", "wall time"], rows
