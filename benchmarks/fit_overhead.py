@@ -125,4 +125,4 @@ def main(cfg: Config) -> dict[str, float]:
 
 
 if __name__ == "__main__":
-    main(rj.experiment.parse_config(Config))
+    rj.experiment.cli(main, Config)

@@ -357,4 +357,4 @@ def _list(ks: np.ndarray, most: int = 8) -> str:
 
 
 if __name__ == "__main__":
-    main(rj.experiment.parse_config(Config))
+    rj.experiment.cli(main, Config)

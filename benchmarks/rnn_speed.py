@@ -344,4 +344,4 @@ def main(cfg: Config) -> str:
 
 
 if __name__ == "__main__":
-    main(rj.experiment.parse_config(Config))
+    rj.experiment.cli(main, Config)

@@ -248,4 +248,4 @@ def main(cfg: Config) -> dict:
 
 
 if __name__ == "__main__":
-    main(rj.experiment.parse_config(Config))
+    rj.experiment.cli(main, Config)

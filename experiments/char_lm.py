@@ -284,4 +284,4 @@ and as Shakespeare has it:
 
 
 if __name__ == "__main__":
-    main(rj.experiment.parse_config(Config))
+    rj.experiment.cli(main, Config)

