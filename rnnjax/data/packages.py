@@ -31,7 +31,10 @@ class MissingDataPackage(ImportError):
 
 
 def _missing(package: str, purpose: str) -> MissingDataPackage:
-    return MissingDataPackage(f"{purpose} needs the package {package!r}, which is not installed: run {INSTALL_DATA}")
+    return MissingDataPackage(
+        f"{purpose} needs the package {package!r}, which is not installed: run, from the top of the rnnjax "
+        f"repository, {INSTALL_DATA}"
+    )
 
 
 def package_dir(package: str, purpose: str) -> Path:
