@@ -150,3 +150,15 @@ def test_a_fresh_default_run_reproduces_the_committed_report(name, tmp_path, loa
     # The adding problem's tables end with a column of seconds: a timing, not a result.
     strip = (lambda t: re.sub(r"\| [\d.]+ \|$", "|", t, flags=re.M)) if name == "adding_problem" else (lambda t: t)
     assert [strip(t) for t in fresh] == [strip(t) for t in committed]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", list(_reproduce().APPLICATIONS))
+def test_a_fresh_default_application_run_reproduces_its_headlines(name, tmp_path, load_script, monkeypatch):
+    """The applications' verdicts reproduce: a fresh default run's headline rows are the committed report's
+    (seconds to minutes each: ``pytest -m slow``)."""
+    monkeypatch.chdir(tmp_path)
+    script = load_script("experiments", name)
+    script.main(script.Config(root=str(tmp_path), progress=False))
+    fresh = rj.experiment.headlines_in((tmp_path / name / "report.md").read_text())
+    assert fresh == rj.experiment.headlines_in((RESULTS / f"{name}.md").read_text())
