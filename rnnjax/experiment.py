@@ -44,13 +44,12 @@ __all__ = [
     "Trained",
     "block",
     "cli",
-    "headlines_in",
-    "merge_metrics",
-    "train_model",
     "environment",
     "git_commit",
+    "headlines_in",
     "key_for",
     "markdown_table",
+    "merge_metrics",
     "parse_config",
     "replace_block",
     "report_facts",
@@ -58,6 +57,7 @@ __all__ = [
     "start_run",
     "table_cells",
     "tables_in",
+    "train_model",
     "write_report",
 ]
 
