@@ -170,7 +170,7 @@ def main(cfg: Config) -> dict:
             "that the networks overfit instead."
         )
     train_acc = max(r.train_accuracy for r in results)
-    note = ("networks overfit the 10k one-sentence snippets (train accuracy up to "
+    note = (f"networks overfit the {len(train.label):,} one-sentence training snippets (train accuracy up to "
             f"{train_acc:.2f}); TF-IDF n-grams need only weigh the sentiment words"
             if not headline.beats_baseline else "")  # fmt: skip
     headline = dataclasses.replace(headline, note=note)
