@@ -99,12 +99,13 @@ ORDERS = {  # (order, seasonal_order, trend) of the statsmodels SARIMAX baseline
 LOG = {"sunspots": False, "co2": False, "air_passengers": True}
 """Model the log of the series (AirPassengers: multiplicative seasonality)."""
 WHY_NOT = {  # our best guess, shown only when the best network loses to the best baseline
-    "sunspots": "AR(9) captures the ~11-year cycle from 287 yearly values; the networks get ~240 overlapping "
+    "sunspots": "AR(9) captures the ~11-year cycle from {train} yearly values; the networks get {windows} overlapping "
     "windows and no level input, too little to learn the cycle's amplitude",
     "co2": "trend plus a fixed season is exactly what SARIMA models",
-    "air_passengers": "SARIMA on log values is the textbook model of this series; the networks have 86 training "
-    "windows (10 years) to learn the growing season from",
+    "air_passengers": "SARIMA on log values is the textbook model of this series; the networks have {windows} "
+    "training windows ({train} months) to learn the growing season from",
 }
+"""Formatted with the run's counts: ``train`` values before the test tail, ``windows`` training windows."""
 UNITS = {"sunspots": "sunspot number", "co2": "CO2 (ppm)", "air_passengers": "passengers (thousands)"}
 
 
@@ -276,7 +277,9 @@ def main(cfg: Config) -> dict:
             "mean RMSE over the horizon (lower is better)", models, base_scores)  # fmt: skip
         if not headline.beats_baseline:
             gap = headline.score / headline.baseline_score - 1
-            headline = dataclasses.replace(headline, note=f"{gap:.0%} worse; {WHY_NOT[sname]}")
+            windows = len(ts.windows(s.values[: s.split], cfg.input_windows * s.period, s.horizon)[0])
+            why = WHY_NOT[sname].format(train=s.split, windows=windows)
+            headline = dataclasses.replace(headline, note=f"{gap:.0%} worse; {why}")
         headlines.append(headline)
         sections.append(_section(s, scores, list(preds), [m.upper() for m in cfg.cells], cfg))
         _figures(s, {**{m: model_preds[m] for m in model_preds}, **preds}, scores, run_dir)
