@@ -170,11 +170,12 @@ def direct_at(cell: rj.Cell, params: Any, xs: jax.Array, ks: jax.Array) -> jax.A
 def step_map(cell: rj.Cell, params: Any) -> Callable[[jax.Array, jax.Array], jax.Array]:
     """``f(a, x) -> a'``: one step on the state vector of one example, ``a: (n,)``, ``x: (features,)``; the
     step of :func:`rnnjax.analysis.direct_products`, through the cell's public parts."""
-    loop = cell.prepare(params)
+    spec = cell.spec
+    loop = spec.prepare(params)
     like = cell.initial_carry(params)
 
     def f(a: jax.Array, x: jax.Array) -> jax.Array:
-        new, _ = cell.recur(loop, analysis.state_from_vector(a, like), cell.project(loop, x, "xs"))
+        new, _ = spec.recur(loop, analysis.state_from_vector(a, like), spec.project(loop, x))
         return analysis.state_vector(new)
 
     return f

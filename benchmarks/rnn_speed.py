@@ -5,7 +5,7 @@ the same weights: the loss is the mean of all outputs, the gradient is taken wit
 params (and nothing else).
 
 - ours: ``jax.jit(jax.value_and_grad(loss))`` over ``rj.unroll`` (by default with its hand-written
-  backward pass, ``rnnjax.fused``; ``--backward autodiff`` lets JAX differentiate the loop instead);
+  backward pass, ``rnnjax.fused``; ``--impl scan`` lets JAX differentiate the loop instead);
 - flax: the same over ``flax.linen.RNN`` wrapping Flax's own cell (``OptimizedLSTMCell``, and
   ``LSTMCell`` for a second LSTM row, ``GRUCell``, ``SimpleCell``), weights from ``rj.interop.to_flax``;
 - torch: ``torch.nn.LSTM/GRU/RNN(batch_first=True)`` from ``rj.interop.to_torch``, forward and
@@ -82,9 +82,9 @@ class Config:
     hoist: bool | None = None
     """Where our input projection runs: None, rnnjax's default (inside the loop on the CPU, before it
     on accelerators); True: before the loop, one matmul over all steps; False: inside the loop."""
-    backward: str = "fused"
-    """Our backward pass: ``fused`` (rnnjax's default, written by hand) or ``autodiff`` (``jax.grad`` of the
-    loop, as Flax does)."""
+    impl: str = "auto"
+    """Our implementation (``rj.unroll``'s ``impl``): ``auto`` (for these cells ``fused``, the backward pass
+    written by hand) or ``scan`` (``jax.grad`` of the loop, as Flax does)."""
     tiny: bool = False
     """Smoke test: one tiny shape, one repeat (seconds); overrides ``shapes`` and the repeats."""
     seed: int = 0
@@ -176,7 +176,7 @@ def bench_shape_cell(shape: Shape, name: str, cfg: Config, key: jax.Array) -> li
     xs = jax.random.normal(k_xs, (batch, steps, input_size), jnp.float32)
 
     def ours_loss(params: Any, xs: jax.Array) -> jax.Array:
-        return rj.unroll(cell, params, xs, hoist=cfg.hoist, backward=cfg.backward)[1].mean()
+        return rj.unroll(cell, params, xs, hoist=cfg.hoist, impl=cfg.impl)[1].mean()
 
     ours_step = jax.jit(jax.value_and_grad(ours_loss))
     ys = np.asarray(jax.jit(lambda params, xs: rj.unroll(cell, params, xs, hoist=cfg.hoist)[1])(params, xs))
@@ -324,7 +324,7 @@ def main(cfg: Config) -> str:
             + {None: "rnnjax's default for this backend", True: "hoisted before the loop", False: "inside the loop"}[
                 cfg.hoist
             ]
-            + f". Our backward pass: {cfg.backward}.",
+            + f". Our implementation: impl={cfg.impl!r}.",
             "",
             table,
             "",

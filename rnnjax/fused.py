@@ -11,8 +11,8 @@ large matmul over all steps at once::
 
 with ``dPre``, ``H_prev`` and ``X`` of shape ``(time * batch, ...)``. This is backpropagation through
 time as the textbook writes it (``rnnjax.bptt`` spells it out for the Elman RNN), for any cell that
-exposes :class:`rnnjax.cells.Parts`; the element-wise part of each step is differentiated by
-``jax.vjp`` of ``parts.pointwise``, so a cell states its equations once.
+declares :class:`rnnjax.cells.Parts` in its ``spec``; the element-wise part of each step is differentiated
+by ``jax.vjp`` of ``parts.pointwise``, so a cell states its equations once.
 
 Memory: the forward pass keeps every step's pre-activations ``pre_t`` (``(time, batch, 4h)`` for the
 LSTM) and the carries (the outputs). The backward loop writes ``dpre_t`` over ``pre_t`` in the same
@@ -23,13 +23,13 @@ Measured on the CPU against ``jax.grad`` of the same loop, and against Flax, in
 ``benchmarks/rnn_speed.py``.
 
 Forward-mode differentiation (``jax.jvp``, ``jax.jacfwd``) does not pass a ``custom_vjp``;
-``rj.unroll(..., backward="autodiff")`` lets JAX differentiate the loop instead.
+``rj.unroll(..., impl="scan")`` lets JAX differentiate the loop instead.
 """
 
 from __future__ import annotations
 
 import functools
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -43,6 +43,7 @@ __all__ = ["scan"]
 
 def scan(
     parts: Parts,
+    output: int,
     loop: Prepared,
     carry: Carry,
     xs: Array,
@@ -53,8 +54,9 @@ def scan(
     """Runs a cell over time-major inputs; its gradient comes from the hand-written backward pass.
 
     Args:
-        parts: the cell's ``parts``.
-        loop: its params laid out by ``cell.prepare``.
+        parts: the cell's ``spec.parts``.
+        output: its ``spec.output``, the leaf of the carry that is the output ``h``.
+        loop: its params laid out by ``cell.spec.prepare``.
         carry: the initial carry, ``(batch, ...)``.
         xs: inputs ``(time, batch, features)``, at least one step.
         mask: ``(time, batch)``, True where a step is valid; at the others the carry is held.
@@ -63,20 +65,44 @@ def scan(
 
     Returns:
         ``(final_carry, carries)``: carries holds the carry after every step, ``(time, batch, ...)``;
-        the outputs are ``parts.hidden(carries)``.
+        the outputs are its leaf ``output``.
     """
-    return _scan(parts, unroll, hoist, loop, carry, xs, mask)
+    return _scan(_Step(parts, output), unroll, hoist, loop, carry, xs, mask)
+
+
+class _Step(NamedTuple):
+    """A cell's :class:`Parts` and the leaf of its carry that ``W`` multiplies (its output)."""
+
+    parts: Parts
+    output: int
+
+    @property
+    def combine(self) -> Any:
+        return self.parts.combine
+
+    @property
+    def slope(self) -> Any:
+        return self.parts.slope
+
+    def pre(self, extra: Any, xp: Array, hp: Array) -> Any:
+        return self.parts.pre(extra, xp, hp)
+
+    def pointwise(self, carry: Carry, pre: Any) -> Carry:
+        return self.parts.pointwise(carry, pre)
+
+    def hidden(self, carry: Carry) -> Array:
+        return jax.tree.leaves(carry)[self.output]
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(0, 1, 2))
 def _scan(
-    parts: Parts, unroll: int | bool, hoist: bool, loop: Prepared, carry: Carry, xs: Array, mask: Array | None
+    parts: _Step, unroll: int | bool, hoist: bool, loop: Prepared, carry: Carry, xs: Array, mask: Array | None
 ) -> tuple[Carry, Carry]:
     return _forward(parts, unroll, hoist, loop, carry, xs, mask, keep=False)[0]
 
 
 def _forward(
-    parts: Parts, unroll: int | bool, hoist: bool, loop: Prepared, carry: Carry, xs: Array, mask: Array | None,
+    parts: _Step, unroll: int | bool, hoist: bool, loop: Prepared, carry: Carry, xs: Array, mask: Array | None,
     keep: bool,
 ) -> tuple[tuple[Carry, Carry], Any]:  # fmt: skip
     """The loop; with ``keep`` it also returns every step's pre-activations, ``(time, batch, .)`` arrays."""
@@ -101,7 +127,7 @@ def _held(new: Carry, old: Carry, m: Array | None) -> Carry:
 
 
 def _fwd(
-    parts: Parts, unroll: int | bool, hoist: bool, loop: Prepared, carry: Carry, xs: Array, mask: Array | None
+    parts: _Step, unroll: int | bool, hoist: bool, loop: Prepared, carry: Carry, xs: Array, mask: Array | None
 ) -> tuple[tuple[Carry, Carry], tuple[Any, ...]]:
     # symbolic_zeros: the args come as records (value, perturbed); only the values matter here.
     loop, carry, xs, mask = custom_vjp_primal_tree_values((loop, carry, xs, mask))
@@ -111,7 +137,7 @@ def _fwd(
 
 
 def _bwd(
-    parts: Parts, unroll: int | bool, hoist: bool, residuals: tuple[Any, ...], cotangents: tuple[Carry, Carry]
+    parts: _Step, unroll: int | bool, hoist: bool, residuals: tuple[Any, ...], cotangents: tuple[Carry, Carry]
 ) -> tuple[Prepared, Carry, Array, None]:
     loop, carry0, xs, mask, carries, pres = residuals
     d_final, d_carries = cotangents
@@ -169,7 +195,7 @@ def _bwd(
     return d_loop, d_carry0, d_xs, None
 
 
-def _step_vjp(parts: Parts) -> Any:
+def _step_vjp(parts: _Step) -> Any:
     """``step_vjp(stored_t, carry_{t-1}, m_t, d carry_t) -> (d pre_t, d carry_{t-1})``: the element-wise part
     of a step differentiated, from what the forward pass stored of it."""
     if parts.slope is None:  # stored: pre_t; jax.vjp recomputes the gates from it
@@ -191,7 +217,7 @@ def _step_vjp(parts: Parts) -> Any:
     return slope_vjp
 
 
-def _transpose_combine(parts: Parts, loop: Prepared, lead: tuple[int, ...], dtype: Any) -> Any:
+def _transpose_combine(parts: _Step, loop: Prepared, lead: tuple[int, ...], dtype: Any) -> Any:
     """The transpose of the linear ``combine`` over arrays ``(*lead, .)``: d pre -> (d extra, d xp, d hp)."""
     like = lambda a: jax.ShapeDtypeStruct((*lead, a.shape[-1]), dtype)  # noqa: E731
     return jax.linear_transpose(parts.combine, loop.extra, like(loop.b), like(loop.W_T))

@@ -16,7 +16,8 @@ Flax::
 
 What converts (:data:`CONVERTS`): the RNN with tanh or ReLU (the IRNN is a ReLU RNN), the LSTM
 and the GRU with ``reset_after=True``; the linear RNN and the GRU of Cho et al.
-(``reset_after=False``) have no counterpart in either library and raise a ValueError.
+(``reset_after=False``) have no counterpart in either library and raise a ValueError. The LSTM with a
+projection (``rj.cells.lstm(h, proj_size=p)``) is ``torch.nn.LSTM(proj_size=p)``; Flax has none.
 
 Layouts. PyTorch stores ``weight_ih: (g*h, i)`` like our ``U`` but orders the LSTM gates
 i, f, g, o (ours: f, i, C, o) and keeps two biases, ``b_ih`` and ``b_hh``, whose sum is our
@@ -24,7 +25,8 @@ i, f, g, o (ours: f, i, C, o) and keeps two biases, ``b_ih`` and ``b_hh``, whose
 per gate, named ``ii, if, ig, io, hi, ...``. A network's ``params[layer][direction]`` and
 ``finals[layer][direction]`` are PyTorch's ``*_l{layer}`` (direction 0) and
 ``*_l{layer}_reverse`` (direction 1) weights, and row ``layer * num_directions + direction``
-of its ``h_n`` and ``c_n``, both ``(num_layers * num_directions, batch, hidden)``.
+of its ``h_n`` and ``c_n``, both ``(num_layers * num_directions, batch, hidden)``. With a projection,
+``weight_hr: (p, h)`` is our ``W_hr`` and ``h_n`` has ``p`` features (``net.hidden_size``), ``c_n`` ``h``.
 
 Precision: float16, bfloat16, float32 and float64 (with ``jax_enable_x64``) convert in their own
 dtype, bit for bit (numpy has no bfloat16, so those tensors pass through float32, exactly).
@@ -40,10 +42,11 @@ import jax.numpy as jnp
 import numpy as np
 
 from rnnjax import cells
+from rnnjax.cells import GRUParams, LSTMParams, LSTMState, RNNParams
+from rnnjax.cells.lstm import ProjectedLSTMParams
 from rnnjax.checks import describe
 from rnnjax.init import draw_dtype
 from rnnjax.network import RNN, NetCarry, NetParams
-from rnnjax.params import GRUParams, LSTMParams, LSTMState, RNNParams
 from rnnjax.types import Array, Carry, Params, PRNGKey
 
 __all__ = [
@@ -59,7 +62,10 @@ __all__ = [
     "torch_state",
 ]
 
-CONVERTS = "rnn with activation 'tanh' or 'relu' (irnn included), lstm, gru with reset_after=True"
+CONVERTS = (
+    "rnn with activation 'tanh' or 'relu' (irnn included), lstm (with proj_size > 0 to PyTorch only), gru with "
+    "reset_after=True"
+)
 """The cells that PyTorch and Flax have, in words (for the errors)."""
 
 # Block order of PyTorch's stacked gates, as indices into ours (the map is its own inverse).
@@ -72,10 +78,17 @@ def _cell_kind(cell: Any, name: str, target: str) -> str:
     if not isinstance(cell, cells.Cell):
         raise ValueError(f"{name}: expected a Cell such as rj.cells.lstm(64), got {_what(cell)}")
     options = dict(cell.options)
-    ok = {"rnn": options.get("activation") in ("tanh", "relu"), "lstm": True, "gru": options.get("reset_after")}
+    ok = {
+        "rnn": options.get("activation") in ("tanh", "relu"),
+        "lstm": target == "PyTorch" or not options.get("proj_size"),
+        "gru": options.get("reset_after"),
+    }
     if not ok.get(cell.name, False):
         shown = {k: options[k] for k in ("activation", "reset_after") if k in options}
-        args = ", ".join([str(cell.hidden_size), *(f"{k}={v!r}" for k, v in shown.items())])
+        if options.get("proj_size"):
+            shown["proj_size"] = options["proj_size"]
+        size = _torch_hidden_size(cell) if "proj_size" in shown else cell.hidden_size  # the factory's hidden_size
+        args = ", ".join([str(size), *(f"{k}={v!r}" for k, v in shown.items())])
         raise ValueError(f"{name}: {target} has no counterpart of {cell.name}({args}); it converts {CONVERTS}")
     return cell.name
 
@@ -120,9 +133,7 @@ def _torch_cell(module: Any, dtype: Any) -> cells.Cell:
     if mode in ("RNN_TANH", "RNN_RELU"):
         return cells.rnn(h, "tanh" if mode == "RNN_TANH" else "relu", **like_torch)
     if mode == "LSTM":
-        if getattr(module, "proj_size", 0):
-            raise ValueError(f"module: LSTM with proj_size={module.proj_size} is not supported, expected 0")
-        return cells.lstm(h, 0.0, **like_torch)
+        return cells.lstm(h, 0.0, proj_size=getattr(module, "proj_size", 0), **like_torch)
     if mode == "GRU":
         return cells.gru(h, True, **like_torch)
     raise ValueError(f"module: expected torch.nn.RNN, LSTM or GRU, got mode {mode!r}")
@@ -136,7 +147,9 @@ def from_torch(module: Any) -> tuple[RNN, NetParams]:
     inputs of a ``batch_first=False`` module are ``xs.transpose(1, 0, 2)`` here). The params keep
     the module's dtype (float16, bfloat16, float32; float64 with x64), and the network's cell is
     configured with PyTorch's initialisers and that dtype, so ``net.init`` draws like PyTorch would.
-    ``proj_size > 0`` and other modules (``torch.nn.LSTMCell``, ``Linear``, ...) raise a ValueError.
+    An LSTM with ``proj_size = p > 0`` becomes ``rj.cells.lstm(hidden_size, proj_size=p)`` (params
+    :class:`~rnnjax.cells.lstm.ProjectedLSTMParams`, ``net.hidden_size == p``). Other modules
+    (``torch.nn.LSTMCell``, ``Linear``, ...) raise a ValueError.
     """
     import torch
 
@@ -155,7 +168,7 @@ def from_torch(module: Any) -> tuple[RNN, NetParams]:
     def direction(layer: int, d: int) -> Params:
         sfx = f"_l{layer}" + ("_reverse" if d else "")
         U, W = _reorder(state["weight_ih" + sfx], cell.name), _reorder(state["weight_hh" + sfx], cell.name)
-        zeros = jnp.zeros(cell.num_gates * h, acc)
+        zeros = jnp.zeros(len(_TORCH_ORDER[cell.name]) * h, acc)
         # The two biases add in float32 (float64), rounded once to the params' dtype.
         b_ih = state.get("bias_ih" + sfx, zeros).astype(acc)
         b_hh = state.get("bias_hh" + sfx, zeros).astype(acc)
@@ -163,6 +176,8 @@ def from_torch(module: Any) -> tuple[RNN, NetParams]:
             b = _reorder(b_ih, "gru").at[: 2 * h].add(b_hh[: 2 * h])
             return GRUParams(U, W, b.astype(U.dtype), b_hh[2 * h :].astype(U.dtype))
         b = _reorder(b_ih + b_hh, cell.name).astype(U.dtype)
+        if "weight_hr" + sfx in state:  # proj_size > 0: h_t = W_hr (o_t * tanh(C_t))
+            return ProjectedLSTMParams(U, W, b, state["weight_hr" + sfx])
         return (RNNParams if cell.name == "rnn" else LSTMParams)(U, W, b)
 
     params = tuple(tuple(direction(layer, d) for d in range(net.num_directions)) for layer in range(net.num_layers))
@@ -172,8 +187,9 @@ def from_torch(module: Any) -> tuple[RNN, NetParams]:
 def to_torch(net: RNN, params: NetParams) -> Any:
     """A ``torch.nn.RNN``, ``LSTM`` or ``GRU`` (``batch_first=True``) with our weights, in their dtype.
 
-    ``b`` goes to ``bias_ih`` and ``bias_hh`` holds zeros (but the GRU's ``b_hn``). A cell that
-    PyTorch does not have (see :data:`CONVERTS`) raises a ValueError naming it.
+    ``b`` goes to ``bias_ih`` and ``bias_hh`` holds zeros (but the GRU's ``b_hn``); an LSTM with
+    ``proj_size = p`` becomes ``torch.nn.LSTM(hidden_size=h, proj_size=p)`` with ``weight_hr = W_hr``. A cell
+    that PyTorch does not have (see :data:`CONVERTS`) raises a ValueError naming it.
     """
     import torch
 
@@ -185,21 +201,24 @@ def to_torch(net: RNN, params: NetParams) -> Any:
     dtypes = {str(jnp.result_type(p)) for p in jax.tree.leaves(params)}
     if len(dtypes) != 1 or not dtypes <= set(_DTYPES):
         raise ValueError(f"params: expected arrays of one dtype of {tuple(_DTYPES)}, got {sorted(dtypes)}")
+    proj_size = dict(cell.options).get("proj_size", 0) if kind == "lstm" else 0
     common = dict(
-        input_size=params[0][0].U.shape[1], hidden_size=cell.hidden_size, num_layers=net.num_layers,
+        input_size=params[0][0].U.shape[1], hidden_size=_torch_hidden_size(cell), num_layers=net.num_layers,
         bidirectional=net.bidirectional, dropout=net.dropout, batch_first=True,
     )  # fmt: skip
     if kind == "rnn":
         module = torch.nn.RNN(nonlinearity=dict(cell.options)["activation"], **common)
+    elif kind == "lstm":
+        module = torch.nn.LSTM(proj_size=proj_size, **common)
     else:
-        module = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU}[kind](**common)
+        module = torch.nn.GRU(**common)
     module = module.to(getattr(torch, dtypes.pop()))
 
     state = {}
     h = cell.hidden_size
     for layer, layer_params in enumerate(params):
         for d, p in enumerate(layer_params):
-            cell.prepare(p)
+            cells.check_params(cell, p, f"params[{layer}][{d}]")
             sfx = f"_l{layer}" + ("_reverse" if d else "")
             state["weight_ih" + sfx] = to_tensor(_reorder(p.U, kind))
             state["weight_hh" + sfx] = to_tensor(_reorder(p.W, kind))
@@ -208,8 +227,21 @@ def to_torch(net: RNN, params: NetParams) -> Any:
             if kind == "gru":
                 b_hh = b_hh.at[2 * h :].set(p.b_hn)
             state["bias_hh" + sfx] = to_tensor(b_hh)
+            if proj_size:
+                state["weight_hr" + sfx] = to_tensor(p.W_hr)
     module.load_state_dict(state)
     return module
+
+
+def _carry_sizes(cell: cells.Cell) -> list[int]:
+    """The features of each leaf of ``cell``'s carry (the LSTM: ``[h, c]``; with a projection ``[p, h]``)."""
+    shapes = jax.eval_shape(lambda key: cell.initial_carry(cell.init(key, 1), (1,)), jax.random.key(0))
+    return [s.shape[-1] for s in jax.tree.leaves(shapes)]
+
+
+def _torch_hidden_size(cell: cells.Cell) -> int:
+    """PyTorch's ``hidden_size`` of ``cell``: the size of its state (of ``c`` for the LSTM, projected or not)."""
+    return _carry_sizes(cell)[-1]
 
 
 def torch_state(finals: NetCarry) -> Array | tuple[Array, Array]:
@@ -248,20 +280,21 @@ def from_torch_state(h_n: Any, c_n: Any, net: RNN) -> NetCarry:
     """
     if not isinstance(net, RNN):
         raise ValueError(f"net: expected an rj.RNN, got {_what(net)}")
-    rows, h, is_lstm = net.num_layers * net.num_directions, net.hidden_size, net.step_cell.name == "lstm"
+    rows, is_lstm = net.num_layers * net.num_directions, net.step_cell.name == "lstm"
     if is_lstm and c_n is None:
         raise ValueError("c_n: expected PyTorch's c_n for an LSTM, got None")
     if not is_lstm and c_n is not None:
         raise ValueError(f"c_n: expected None for a {net.step_cell.name} network (only the LSTM has c_n)")
     states = [_as_array(h_n)] + ([_as_array(c_n)] if is_lstm else [])
-    for name, s in zip(("h_n", "c_n"), states):
+    sizes = _carry_sizes(net.step_cell) if is_lstm else [net.hidden_size]  # [h, c]: [p, h] with a projection
+    for name, s, h in zip(("h_n", "c_n"), states, sizes):
         if s.ndim != 3 or s.shape[0] != rows or s.shape[2] != h:
             raise ValueError(
                 f"{name}: expected shape ({rows}, batch, {h}) (num_layers * num_directions, batch, hidden), "
                 f"got {s.shape}"
             )
-    if is_lstm and states[0].shape != states[1].shape:
-        raise ValueError(f"c_n: expected the shape of h_n {states[0].shape}, got {states[1].shape}")
+    if is_lstm and states[0].shape[1] != states[1].shape[1]:
+        raise ValueError(f"c_n: expected the batch of h_n, {states[0].shape[1]}, got shape {states[1].shape}")
 
     def at(k: int) -> Carry:
         return LSTMState(states[0][k], states[1][k]) if is_lstm else states[0][k]
@@ -339,7 +372,7 @@ def to_flax(cell: cells.Cell, params: Params) -> dict[str, Any]:
     (or ``OptimizedLSTMCell``), ``gru`` to ``GRUCell``; any other cell raises a ValueError naming it.
     """
     kind = _cell_kind(cell, "cell", "Flax")
-    cell.prepare(params)  # the params fit the cell
+    cells.check_params(cell, params)
     h = cell.hidden_size
     _, in_names, h_names = _FLAX_GATES[_FLAX_FOR[kind]]
 

@@ -1,15 +1,21 @@
-"""The time loop: a cell's step scanned over a sequence with ``jax.lax.scan``.
+"""The time loop: a cell's step run over a sequence, by one of interchangeable implementations.
 
-Weights are laid out for the loop once (``cell.prepare``). On accelerators the input side of
+``impl`` chooses how, resolved in one place (:func:`resolve_impl`): ``"scan"``, the reference, a
+``jax.lax.scan`` of the cell's step that JAX differentiates (forward mode too); ``"fused"``, the same loop
+with the backward pass written by hand (:mod:`rnnjax.fused`, for cells that declare ``spec.parts``);
+``"associative"``, a parallel scan over time for recurrences linear in their state (:mod:`rnnjax.associative`,
+for cells that declare ``spec.linear``). Lengths (masking, holding the carry, zeros at padded outputs) and
+reversal within lengths are done here, once, for all of them: an implementation sees time-major inputs in
+the order its steps run and a ``(time, batch)`` mask of valid steps, which is always a prefix.
+
+Weights are laid out for the loop once (``cell.spec.prepare``). On accelerators the input side of
 every step (``U x_t + b``) runs once over the whole sequence as one large matmul before the
 loop, which then does only the recurrence. On the CPU it runs inside the loop: XLA's CPU
 backend runs the step's element-wise gate code markedly slower when it reads a slice of a
 precomputed ``(time, batch, gates * hidden)`` array than when it reads the outputs of two
 small matmuls (measured: LSTM, batch 16, 500 steps, hidden 64, forward and backward 25 ms
 against 50 ms; see ``benchmarks/rnn_speed.py --hoist``). ``hoist=`` overrides the choice.
-Sequences are batch-major at the boundary and time-major inside. The loop's gradient comes from the
-backward pass written by hand in :mod:`rnnjax.fused` (``backward="fused"``), or from JAX's own
-differentiation of the loop (``backward="autodiff"``, for forward mode).
+Sequences are batch-major at the boundary and time-major inside.
 """
 
 from __future__ import annotations
@@ -20,13 +26,16 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from rnnjax import fused
-from rnnjax.cells import Cell
+from rnnjax import associative, fused
+from rnnjax.cells import Cell, output_of
+from rnnjax.cells import base as cells_base
+from rnnjax.cells import check_params as check_cell_params
+from rnnjax.cells.base import check_x, params_dtype
 from rnnjax.checks import check_finite_tree, check_like, describe, is_concrete
 from rnnjax.types import Array, Carry, Lengths, Params, Xs, Ys
 
 __all__ = [
-    "BACKWARDS",
+    "IMPLS",
     "check_carry",
     "check_cell",
     "check_input_size",
@@ -34,13 +43,14 @@ __all__ = [
     "check_lengths",
     "check_params",
     "check_xs",
+    "resolve_impl",
     "reverse_within",
     "unroll",
     "unroll_unchecked",
 ]
 
-BACKWARDS = ("fused", "autodiff")
-"""The ways ``unroll`` can be differentiated (its ``backward=``)."""
+IMPLS = ("auto", "scan", "fused", "associative")
+"""The implementations of :func:`unroll` (its ``impl=``); ``"auto"`` is resolved by :func:`resolve_impl`."""
 
 
 def check_cell(cell: Any) -> Cell:
@@ -113,14 +123,9 @@ def check_carry(carry: Carry, expected: Carry, name: str = "carry") -> None:
     check_like(carry, expected, name)
 
 
-def check_input_size(params: Params, xs: Array, name: str = "params") -> None:
-    """Raises a ValueError unless ``params.U: (g*h, i)`` reads the ``i`` features of ``xs``."""
-    U = getattr(params, "U", None)
-    if U is not None and jnp.ndim(U) == 2 and U.shape[1] != xs.shape[-1]:
-        raise ValueError(
-            f"{name}.U: expected shape ({U.shape[0]}, {xs.shape[-1]}) for xs with {xs.shape[-1]} features per "
-            f"step, got {U.shape}: the params were built for input_size={U.shape[1]}"
-        )
+def check_input_size(cell: Cell, params: Params, xs: Array, name: str = "params") -> None:
+    """Raises a ValueError unless ``params`` (checked already) were built for the features of ``xs``."""
+    cells_base.check_input_size(cell, params, xs.shape[-1], name)
 
 
 def reverse_within(xs: Any, lengths: Array) -> Any:
@@ -143,18 +148,59 @@ def reverse_within(xs: Any, lengths: Array) -> Any:
     return jax.tree.map(take, xs)
 
 
+def resolve_impl(cell: Cell, impl: str = "auto", *, remat: bool = False, platform: str | None = None) -> str:
+    """The implementation that :func:`unroll` runs: the one place where ``impl`` is decided.
+
+    ``"auto"``: ``"fused"`` for a cell with a hand-written backward pass (``spec.parts``) unless ``remat``;
+    else ``"associative"`` for a linear recurrence (``spec.linear``) on GPU and TPU, where the parallel scan
+    wins over time; else ``"scan"``. On the CPU the sequential loop beats the parallel scan, which does
+    ``log T`` times the work on two cores (``benchmarks/cell_speed.py``). An implementation asked for by name
+    that the cell cannot run is refused, never replaced silently.
+
+    Args:
+        cell: the cell.
+        impl: one of :data:`IMPLS`.
+        remat: recompute each step in the backward pass (only the sequential scan does).
+        platform: ``"cpu"``, ``"gpu"``, ``"tpu"``; None: JAX's default backend.
+    """
+    if impl not in IMPLS:
+        raise ValueError(f"impl: expected one of {IMPLS}, got {impl!r}")
+    spec = cell.spec
+    if impl == "auto":
+        platform = jax.default_backend() if platform is None else platform
+        if spec.parts is not None and not remat:
+            return "fused"
+        if spec.linear is not None and not remat and platform != "cpu":
+            return "associative"
+        return "scan"
+    if impl == "fused" and spec.parts is None:
+        raise ValueError(
+            f"impl: {cell.name} has no hand-written backward pass (its step is not split around one recurrent matmul, "
+            f"spec.parts); use impl='scan' or 'auto'"
+        )
+    if impl == "associative" and spec.linear is None:
+        raise ValueError(
+            f"impl: {cell.name} is not linear in its state (no spec.linear), so it has no parallel scan; use "
+            f"impl='scan' or 'auto'"
+        )
+    if remat and impl != "scan":
+        raise ValueError(f"remat: only impl='scan' recomputes steps in the backward pass, got impl={impl!r}")
+    return impl
+
+
 def unroll(
     cell: Cell,
     params: Params,
     xs: Xs,
+    *,
     carry: Carry | None = None,
     lengths: Lengths | None = None,
     reverse: bool = False,
+    impl: str = "auto",
     unroll: int | bool = 1,
     return_carries: bool = False,
     remat: bool = False,
     hoist: bool | None = None,
-    backward: str = "fused",
 ) -> tuple[Carry, Ys] | tuple[Carry, Ys, Carry]:
     """Runs ``cell`` over a batch of sequences.
 
@@ -171,22 +217,19 @@ def unroll(
             are clipped to ``[0, time]``, the same in both directions.
         reverse: run from the last valid step to the first; outputs stay aligned with
             the inputs (``ys[:, t]`` belongs to ``xs[:, t]``), as in a bidirectional layer.
+        impl: ``"auto"``, ``"scan"``, ``"fused"`` or ``"associative"`` (module docstring; chosen by
+            :func:`resolve_impl`). All compute the same function; ``"scan"`` is the one forward-mode
+            differentiation (``jax.jvp``, ``jax.jacfwd``, ``jax.hessian``) passes, as a hand-written backward
+            pass does not.
         unroll: steps per loop iteration, passed to ``jax.lax.scan`` (True: all).
         return_carries: also return the carry after every step (the full state: ``h`` and
             ``c`` for the LSTM), batch-major, zeros at padded steps.
         remat: recompute each step's internals in the backward pass instead of storing
-            them (``jax.checkpoint``); only the carries are kept, which saves memory on
-            long sequences at the cost of a second forward pass.
+            them (``jax.checkpoint``, with ``impl="scan"``); only the carries are kept, which saves memory
+            on long sequences at the cost of a second forward pass.
         hoist: compute the input side ``U x_t + b`` of all steps before the loop (True) or
             inside it (False); None: before it on GPU and TPU, inside it on the CPU, whichever
             runs faster there (see the module docstring). The results are the same.
-        backward: how the gradient of the loop is computed. ``"fused"``: the backward pass of
-            :mod:`rnnjax.fused`, which keeps only the recurrence inside its loop and computes the
-            weight gradients as one matmul over all steps (for cells with ``parts``: the RNN, the
-            LSTM and the GRU with ``reset_after=True``; others, and ``remat=True``, fall back to
-            autodiff). ``"autodiff"``: JAX differentiates the loop step by step; needed for
-            forward-mode differentiation (``jax.jvp``, ``jax.jacfwd``, ``jax.hessian``), which a
-            hand-written backward pass does not support. The gradients are the same.
 
     Returns:
         ``(carry, ys)`` with ys: ``(batch, time, hidden)``, or ``(carry, ys, carries)``
@@ -194,25 +237,22 @@ def unroll(
     """
     check_cell(cell)
     xs, lengths = check_inputs(xs, lengths)
-    batch = xs.shape[0]
     check_params(cell, params, xs)
     if carry is not None:
-        check_carry(carry, cell.initial_carry(params, (batch,)))
-    if backward not in BACKWARDS:
-        raise ValueError(f"backward: expected one of {BACKWARDS}, got {backward!r}")
-    return unroll_unchecked(cell, params, xs, carry, lengths, reverse, unroll, return_carries, remat, hoist, backward)
+        check_carry(carry, cell.initial_carry(params, (xs.shape[0],)))
+    resolve_impl(cell, impl, remat=remat)
+    return unroll_unchecked(
+        cell, params, xs, carry=carry, lengths=lengths, reverse=reverse, impl=impl, unroll=unroll,
+        return_carries=return_carries, remat=remat, hoist=hoist,
+    )  # fmt: skip
 
 
 def check_params(cell: Cell, params: Params, xs: Array, name: str = "params") -> None:
-    """Raises a ValueError unless ``params`` fit ``cell`` and the features of ``xs``, with finite values
+    """Raises a ValueError unless ``params`` fit ``cell`` and the features and dtype of ``xs``, with finite values
     where they can be seen."""
-    cell.prepare(params)  # the type and the shapes the cell needs
-    check_input_size(params, xs, name)
-    if jnp.result_type(xs) != params.U.dtype:
-        raise ValueError(
-            f"xs: expected the params' dtype {params.U.dtype}, got {jnp.result_type(xs)} (cast xs with "
-            f".astype({params.U.dtype}) or build the cell with dtype={jnp.result_type(xs)})"
-        )
+    check_cell_params(cell, params, name)
+    check_input_size(cell, params, xs, name)
+    check_x(xs, xs.shape[-1], params_dtype(params), "xs")
     check_finite_tree(params, name)
 
 
@@ -220,18 +260,20 @@ def unroll_unchecked(
     cell: Cell,
     params: Params,
     xs: Array,
-    carry: Carry | None,
-    lengths: Array | None,
-    reverse: bool,
+    *,
+    carry: Carry | None = None,
+    lengths: Array | None = None,
+    reverse: bool = False,
+    impl: str = "auto",
     unroll: int | bool = 1,
     return_carries: bool = False,
     remat: bool = False,
     hoist: bool | None = None,
-    backward: str = "fused",
 ) -> tuple[Carry, Ys] | tuple[Carry, Ys, Carry]:
     """:func:`unroll` without the checks of values, for callers that checked already."""
     batch, time, _ = xs.shape
-    loop = cell.prepare(params)
+    impl = resolve_impl(cell, impl, remat=remat)
+    loop = cell.spec.prepare(params)
     if carry is None:
         carry = cell.initial_carry(params, (batch,))
     if hoist is None:
@@ -245,78 +287,72 @@ def unroll_unchecked(
         lengths = jnp.clip(lengths, 0, time)
         mask = jnp.arange(time, dtype=lengths.dtype)[:, None] < lengths[None, :]  # (time, batch)
         xs = jnp.where(mask[..., None], xs, jnp.zeros((), xs.dtype))
-    if backward == "fused" and cell.parts is not None and not remat and time > 0:
-        return _unroll_fused(cell, loop, xs, carry, lengths, mask, reverse, unroll, return_carries, hoist)
-    if hoist:
-        xp = cell.project(loop, xs)  # (time, batch, gates * hidden) in one matmul
-
-        def step(c: Carry, x: Array) -> tuple[Carry, Array]:
-            return cell.recur(loop, c, x)
+    in_run_order = _run_order(lengths, reverse)
+    xs = in_run_order(xs)
+    if time == 0:
+        impl = "scan"
+    if impl == "fused":
+        carry, carries = _fused(cell, loop, carry, xs, mask, unroll, hoist)
+        ys = output_of(cell, carries)
+    elif impl == "associative":
+        carry, carries, ys = associative.scan(cell.spec.linear, loop, carry, cell.spec.project(loop, xs), mask)
     else:
-        xp = xs
-        cell.project(loop, xs[:0])  # the checks of xs, at trace time
+        carry, ys, carries = _sequential(cell, loop, carry, xs, mask, unroll, hoist, remat, return_carries)
+    if mask is not None:  # zeros at padded steps, where the implementations held the carry
+        ys = jnp.where(mask[..., None], ys, jnp.zeros((), ys.dtype))
+        if return_carries:
+            carries = jax.tree.map(lambda c: jnp.where(mask[..., None], c, jnp.zeros((), c.dtype)), carries)
+    batch_major = lambda a: jnp.swapaxes(in_run_order(a), 0, 1)  # noqa: E731 (the order is its own inverse)
+    if return_carries:
+        return carry, batch_major(ys), jax.tree.map(batch_major, carries)
+    return carry, batch_major(ys)
 
-        def step(c: Carry, x: Array) -> tuple[Carry, Array]:
-            return cell.recur(loop, c, cell.project(loop, x))
 
+def _run_order(lengths: Array | None, reverse: bool) -> Any:
+    """The permutation of time-major arrays into the order the steps run (its own inverse)."""
+    if not reverse:
+        return lambda tree: tree
     if lengths is None:
+        return lambda tree: jax.tree.map(lambda a: jnp.flip(a, 0), tree)
+    return lambda tree: reverse_within(tree, lengths)
 
-        def body(c: Carry, x: Array) -> tuple[Carry, Any]:
-            c, y = step(c, x)
-            return c, (y, c) if return_carries else y
 
-        inputs = xp
+def _sequential(
+    cell: Cell, loop: Any, carry: Carry, xs: Array, mask: Array | None, unroll: int | bool, hoist: bool,
+    remat: bool, return_carries: bool,
+) -> tuple[Carry, Array, Carry | None]:  # fmt: skip
+    """The reference: ``lax.scan`` of the cell's step; the carry is held where ``mask`` is False."""
+    spec = cell.spec
+    if hoist:
+        inputs = spec.project(loop, xs)  # (time, batch, gates * hidden) in one matmul
+        step = lambda c, xp: spec.recur(loop, c, xp)  # noqa: E731
     else:
-        if reverse:
-            xp = reverse_within(xp, lengths)
+        inputs = xs
+        step = lambda c, x: spec.recur(loop, c, spec.project(loop, x))  # noqa: E731
 
-        def body(c: Carry, inp: tuple[Array, Array]) -> tuple[Carry, Any]:
-            x, m = inp
-            new, y = step(c, x)
-            m = m[:, None]
-            c = jax.tree.map(lambda n, o: jnp.where(m, n, o), new, c)
-            y = jnp.where(m, y, 0)
-            return c, (y, jax.tree.map(lambda n: jnp.where(m, n, 0), new)) if return_carries else y
-
-        inputs = (xp, mask)
+    def body(c: Carry, inp: tuple[Array, Array | None]) -> tuple[Carry, Any]:
+        x, m = inp
+        new, y = step(c, x)
+        if m is not None:
+            new = jax.tree.map(lambda n, o: jnp.where(m[:, None], n, o), new, c)
+        return new, (y, new) if return_carries else (y, None)
 
     if remat:
         body = jax.checkpoint(body)
-    carry, out = jax.lax.scan(body, carry, inputs, reverse=reverse and lengths is None, unroll=unroll)
-    if lengths is not None and reverse:
-        out = reverse_within(out, lengths)
-    out = jax.tree.map(lambda o: jnp.swapaxes(o, 0, 1), out)
-    if return_carries:
-        return carry, out[0], out[1]
-    return carry, out
+    carry, (ys, carries) = jax.lax.scan(body, carry, (inputs, mask), unroll=unroll)
+    return carry, ys, carries
 
 
-def _unroll_fused(
-    cell: Cell, loop: Any, xs: Array, carry: Carry, lengths: Array | None, mask: Array | None, reverse: bool,
-    unroll: int | bool, return_carries: bool, hoist: bool,
-) -> tuple[Carry, Ys] | tuple[Carry, Ys, Carry]:  # fmt: skip
-    """:func:`unroll_unchecked` through :func:`rnnjax.fused.scan`; xs time-major."""
-    cell.project(loop, xs[:0])  # the checks of xs, at trace time
-    if lengths is not None:
-        if reverse:
-            xs = reverse_within(xs, lengths)
-    elif reverse:
-        xs = jnp.flip(xs, 0)
+def _fused(
+    cell: Cell, loop: Any, carry: Carry, xs: Array, mask: Array | None, unroll: int | bool, hoist: bool
+) -> tuple[Carry, Carry]:
+    """:func:`rnnjax.fused.scan`, with a clear error where forward-mode differentiation meets it."""
     try:
-        carry, carries = fused.scan(cell.parts, loop, carry, xs, mask, unroll, hoist)
+        return fused.scan(cell.spec.parts, cell.spec.output, loop, carry, xs, mask, unroll, hoist)
     except TypeError as e:
         if "forward-mode" not in str(e):
             raise
         raise TypeError(
             "forward-mode differentiation (jax.jvp, jax.jacfwd, jax.hessian) cannot pass the hand-written "
-            "backward pass: use rj.unroll(..., backward='autodiff') or rj.RNN(..., backward='autodiff')"
+            "backward pass: use rj.unroll(..., impl='scan') or rj.RNN(..., impl='scan')"
         ) from e
-    if mask is not None:  # zeros at padded steps, where the scan held the carry
-        carries = jax.tree.map(lambda c: jnp.where(mask[..., None], c, 0), carries)
-        if reverse:
-            carries = reverse_within(carries, lengths)
-    elif reverse:
-        carries = jax.tree.map(lambda c: jnp.flip(c, 0), carries)
-    carries = jax.tree.map(lambda c: jnp.swapaxes(c, 0, 1), carries)
-    ys = cell.parts.hidden(carries)
-    return (carry, ys, carries) if return_carries else (carry, ys)

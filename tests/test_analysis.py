@@ -156,11 +156,11 @@ def test_gate_traces_are_what_the_step_computes(cell):
     final, ys, carries = rj.unroll(cell, params, xs, return_carries=True)
     np.testing.assert_allclose(traces["h"], ys, atol=1e-6)
     if cell.name == "lstm":
-        np.testing.assert_allclose(traces["C"], carries.c, atol=1e-6)
-        C_prev = np.concatenate([np.zeros((B, 1, H)), np.asarray(traces["C"])[:, :-1]], axis=1)
+        np.testing.assert_allclose(traces["c"], carries.c, atol=1e-6)
+        C_prev = np.concatenate([np.zeros((B, 1, H)), np.asarray(traces["c"])[:, :-1]], axis=1)
         # C_t = f_t * C_{t-1} + i_t * C~_t and h_t = o_t * tanh(C_t), from the traces alone
-        np.testing.assert_allclose(traces["C"], traces["f"] * C_prev + traces["i"] * traces["C_tilde"], atol=1e-6)
-        np.testing.assert_allclose(traces["h"], traces["o"] * np.tanh(traces["C"]), atol=1e-6)
+        np.testing.assert_allclose(traces["c"], traces["f"] * C_prev + traces["i"] * traces["C_tilde"], atol=1e-6)
+        np.testing.assert_allclose(traces["h"], traces["o"] * np.tanh(traces["c"]), atol=1e-6)
         assert ((np.asarray(traces["f"]) > 0) & (np.asarray(traces["f"]) < 1)).all()
     else:
         h_prev = np.concatenate([np.zeros((B, 1, H)), np.asarray(traces["h"])[:, :-1]], axis=1)
@@ -227,7 +227,7 @@ def test_padded_batch_equals_each_sequence_cut_to_its_length(cell):
         return jnp.sum(jnp.tanh(ys).sum(1) ** 2) + jnp.sum(analysis.state_vector(final) ** 2)
 
     grads = analysis.state_gradients(cell, params, xs, loss, lengths=lengths)
-    traces = analysis.gate_traces(cell, params, xs, lengths=lengths) if cell.gates is not None else {}
+    traces = analysis.gate_traces(cell, params, xs, lengths=lengths) if cell.spec.gates is not None else {}
     for b, L in enumerate(LENGTHS):
         cut = xs[b : b + 1, :L]
         J_cut = analysis.step_jacobians(cell, params, cut)
@@ -318,7 +318,7 @@ def test_layer_and_direction_of_a_bidirectional_stack_against_jacrev_by_hand(cel
         np.testing.assert_allclose(a, analysis.state_vector(finals[layer][direction])[b], rtol=1e-5, atol=1e-6)
     if layer == 1:  # the last layer's h are the network's outputs, steps in their order of running
         traces = {}
-        if cell.gates is not None:
+        if cell.spec.gates is not None:
             traces = analysis.gate_traces(net, params, xs, lengths=lengths, layer=1, direction=direction)
         part = ys[..., direction * H : (direction + 1) * H]
         for b, L in enumerate((T, 4)):
@@ -466,7 +466,7 @@ def bad_inputs():
         ("bidirectional stack", lambda: sj(net, net_params, xs), "layer: expected an int in .* bidirectional"),
         ("net params", lambda: sj(net, net_params[:1], xs, layer=0), "params: expected 2 layers of 2 direction"),
         ("net layer params", lambda: sj(net, (net_params[0], net_params[0]), xs, layer=0),
-         r"params\[1\]\[0\].U: expected shape \(16, 8\)"),
+         r"params\[1\]\[0\].U: expected shape \(16, 8\) to read 8 features"),
         ("net carry", lambda: sj(net, net_params, xs, carry, layer=0), "carry: expected structure"),
         ("gates", lambda: analysis.gate_traces(rj.cells.rnn(H), rj.cells.rnn(H).init(jax.random.key(0), I), xs),
          "cell: expected a gated cell"),

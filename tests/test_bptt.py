@@ -243,7 +243,7 @@ class Model(NamedTuple):
 def chunk_loss(params: Model, carry: LSTMState, chunk):
     """Squared error at every step, summed over steps and batch; returns ``(loss, final_carry)``."""
     xs, ys = chunk
-    carry, hs = rj.unroll(CELL, params.cell, xs, carry)
+    carry, hs = rj.unroll(CELL, params.cell, xs, carry=carry)
     predictions = hs @ params.V.T + params.c
     return ((predictions - ys) ** 2).mean(-1).sum(), carry
 

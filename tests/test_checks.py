@@ -52,7 +52,7 @@ CELL_CASES = {
     ),
     "step_params_nan": (lambda c, p, h, xs: c.step(_nan_params(p), h, xs[:, 0]), r"params.W: expected finite"),
     "step_x_dtype": (lambda c, p, h, xs: c.step(p, h, xs[:, 0].astype(jnp.bfloat16)), r"x: expected the params' dtype"),
-    "unroll_carry_f16": (lambda c, p, h, xs: rj.unroll(c, p, xs, _cast(h, jnp.float16)), "carry.*: expected the"),
+    "unroll_carry_f16": (lambda c, p, h, xs: rj.unroll(c, p, xs, carry=_cast(h, jnp.float16)), "carry.*: expected the"),
     "unroll_params_nan": (lambda c, p, h, xs: rj.unroll(c, _nan_params(p), xs), r"params.W: expected finite"),
     "unroll_cell_name": (lambda c, p, h, xs: rj.unroll(c.name, p, xs), "cell: expected a Cell"),
     "unroll_features": (lambda c, p, h, xs: rj.unroll(c, p, xs[..., :1]), r"params.U: expected shape \(\d+, 1\)"),
@@ -111,7 +111,7 @@ def test_network_errors_name_the_layer():
     xs = jnp.ones((B, T, I))
     other = rj.RNN("gru", H + 1, num_layers=2, bidirectional=True).init(KEY, I)
     wrong_layer_1 = (params[0], other[1])
-    with pytest.raises(ValueError, match=r"^params\[1\]\[0\]: params.W: expected shape"):
+    with pytest.raises(ValueError, match=r"^params\[1\]\[0\].U: expected shape \(15, 12\) for gru\(hidden_size=5\)"):
         net.apply(wrong_layer_1, xs)
     wider = rj.RNN("gru", H, bidirectional=True).init(KEY, 2 * H + 1)
     with pytest.raises(ValueError, match=r"^params\[1\]\[0\].U: expected shape \(15, 10\) to read layer 0's outputs"):

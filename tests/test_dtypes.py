@@ -133,7 +133,7 @@ def test_unroll(name, dtype, with_lengths, reverse, precision):
 
 
 @pytest.mark.parametrize(
-    "backward,hoist", [("fused", False), ("fused", True), ("autodiff", False)], ids=["fused", "fused_hoist", "autodiff"]
+    "backward,hoist", [("auto", False), ("auto", True), ("scan", False)], ids=["fused", "fused_hoist", "scan"]
 )
 @pytest.mark.parametrize("name,dtype", CASES)
 def test_gradients(name, dtype, backward, hoist, precision):
@@ -153,7 +153,7 @@ def test_gradients(name, dtype, backward, hoist, precision):
     def loss(params, xs):
         total = 0.0
         for k, reverse in enumerate((False, True)):
-            final, ys = rj.unroll(cell, params, xs, lengths=LENGTHS, reverse=reverse, backward=backward, hoist=hoist)
+            final, ys = rj.unroll(cell, params, xs, lengths=LENGTHS, reverse=reverse, impl=backward, hoist=hoist)
             h = final.h if isinstance(final, LSTMState) else final
             # The loss in float32: its own rounding is not what is measured.
             total = total + jnp.sum(ys.astype(jnp.float32) * R[k]) + jnp.sum(h.astype(jnp.float32) * S[k])

@@ -27,8 +27,8 @@ def test_rnn_slope_is_the_derivative_written_in_the_output(activation, x64):
     also at ReLU's kink."""
     cell = rj.cells.rnn(H, activation, dtype=jnp.float64)
     z = jnp.concatenate([jnp.linspace(-3.0, 3.0, 61), jnp.zeros(1)])
-    f = lambda z: cell.parts.pointwise(jnp.zeros_like(z), z)  # noqa: E731
-    np.testing.assert_allclose(cell.parts.slope(f(z)), jax.vmap(jax.grad(f))(z), rtol=1e-14, atol=1e-14)
+    f = lambda z: cell.spec.parts.pointwise(jnp.zeros_like(z), z)  # noqa: E731
+    np.testing.assert_allclose(cell.spec.parts.slope(f(z)), jax.vmap(jax.grad(f))(z), rtol=1e-14, atol=1e-14)
 
 
 def weights(shape):
@@ -41,7 +41,7 @@ def grads(cell, params, xs, carry, backward, lengths, reverse, loss_on):
 
     def loss(params, xs, carry):
         final, ys, carries = rj.unroll(
-            cell, params, xs, carry, lengths=lengths, reverse=reverse, return_carries=True, backward=backward
+            cell, params, xs, carry=carry, lengths=lengths, reverse=reverse, return_carries=True, impl=backward
         )
         total = 0.0
         if "ys" in loss_on:
@@ -75,7 +75,7 @@ def test_fused_equals_autodiff(name, x64, getkey):
     ]
     for lengths, reverse, loss_on in options:
         fused = grads(cell, params, xs, carry, "fused", lengths, reverse, loss_on)
-        auto = grads(cell, params, xs, carry, "autodiff", lengths, reverse, loss_on)
+        auto = grads(cell, params, xs, carry, "scan", lengths, reverse, loss_on)
         for got, want in zip(jax.tree.leaves(fused), jax.tree.leaves(auto), strict=True):
             np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12, err_msg=f"{lengths=} {reverse=} {loss_on=}")
 
@@ -88,18 +88,18 @@ def test_fused_is_what_runs_and_autodiff_allows_forward_mode(getkey):
     xs = jax.random.normal(getkey(), (B, T, I))
 
     def ys(xs, backward):
-        return rj.unroll(cell, params, xs, backward=backward)[1]
+        return rj.unroll(cell, params, xs, impl=backward)[1]
 
-    with pytest.raises(TypeError, match=r"forward-mode.*use rj.unroll\(..., backward='autodiff'\)"):
+    with pytest.raises(TypeError, match=r"forward-mode.*use rj.unroll\(..., impl='scan'\)"):
         jax.jvp(lambda x: ys(x, "fused"), (xs,), (xs,))
-    with pytest.raises(TypeError, match="backward='autodiff'"):
+    with pytest.raises(TypeError, match="impl='scan'"):
         jax.jacfwd(lambda x: ys(x, "fused"))(xs)
-    with pytest.raises(TypeError, match="backward='autodiff'"):  # through a network too
+    with pytest.raises(TypeError, match="impl='scan'"):  # through a network too
         net = rj.RNN(cell, num_layers=2)
         jax.jacfwd(lambda x: net.apply(net.init(getkey(), I), x)[0])(xs)
-    jax.jvp(lambda x: ys(x, "autodiff"), (xs,), (xs,))
+    jax.jvp(lambda x: ys(x, "scan"), (xs,), (xs,))
     vjp_fused = jax.vjp(lambda x: ys(x, "fused"), xs)[1](jnp.ones((B, T, H)))
-    vjp_auto = jax.vjp(lambda x: ys(x, "autodiff"), xs)[1](jnp.ones((B, T, H)))
+    vjp_auto = jax.vjp(lambda x: ys(x, "scan"), xs)[1](jnp.ones((B, T, H)))
     np.testing.assert_allclose(vjp_fused[0], vjp_auto[0], rtol=1e-5, atol=1e-6)
 
 
@@ -107,7 +107,7 @@ def test_cells_without_parts_and_remat_fall_back_to_autodiff(getkey):
     """The Cho GRU (reset before its second matmul) and ``remat=True`` run the loop JAX differentiates:
     forward mode works through them with the default ``backward``."""
     cho = rj.cells.gru(H, reset_after=False)
-    assert cho.parts is None
+    assert cho.spec.parts is None
     lstm = rj.cells.lstm(H)
     xs = jax.random.normal(getkey(), (B, T, I))
     for cell, remat in [(cho, False), (lstm, True)]:
@@ -122,23 +122,23 @@ def test_network_gradients_through_fused_layers_match_autodiff(getkey):
     xs = jax.random.normal(getkey(), (B, T, I))
     lengths = jnp.array([7, 1, 4, 6])
     out = {}
-    for backward in ["fused", "autodiff"]:
-        net = rj.RNN(cell="lstm", hidden_size=H, num_layers=2, bidirectional=True, backward=backward)
+    for backward in ["fused", "scan"]:
+        net = rj.RNN(cell="lstm", hidden_size=H, num_layers=2, bidirectional=True, impl=backward)
         params = net.init(key, I)
         out[backward] = jax.grad(lambda p, x: jnp.sum(jnp.sin(net.apply(p, x, lengths)[0])), argnums=(0, 1))(  # noqa: B023
             params, xs
         )
-    for got, want in zip(jax.tree.leaves(out["fused"]), jax.tree.leaves(out["autodiff"]), strict=True):
+    for got, want in zip(jax.tree.leaves(out["fused"]), jax.tree.leaves(out["scan"]), strict=True):
         np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-6)
 
 
-def test_unknown_backward_is_rejected(getkey):
+def test_unknown_impl_is_rejected(getkey):
     cell = rj.cells.rnn(H)
     params = cell.init(getkey(), I)
-    with pytest.raises(ValueError, match="backward: expected one of"):
-        rj.unroll(cell, params, jnp.zeros((B, T, I)), backward="manual")
-    with pytest.raises(ValueError, match="backward: expected one of"):
-        rj.RNN(cell="rnn", hidden_size=H, backward="manual")
+    with pytest.raises(ValueError, match="impl: expected one of"):
+        rj.unroll(cell, params, jnp.zeros((B, T, I)), impl="manual")
+    with pytest.raises(ValueError, match="impl: expected one of"):
+        rj.RNN(cell="rnn", hidden_size=H, impl="manual")
 
 
 def test_vmap_of_grad_matches_autodiff(getkey):
@@ -149,11 +149,11 @@ def test_vmap_of_grad_matches_autodiff(getkey):
 
     def per_sequence(backward):
         def loss(params, x):
-            return jnp.sum(jnp.sin(rj.unroll(cell, params, x[None], backward=backward)[1]))
+            return jnp.sum(jnp.sin(rj.unroll(cell, params, x[None], impl=backward)[1]))
 
         return jax.vmap(jax.grad(loss), in_axes=(None, 0))(params, xs)
 
     for got, want in zip(
-        jax.tree.leaves(per_sequence("fused")), jax.tree.leaves(per_sequence("autodiff")), strict=True
+        jax.tree.leaves(per_sequence("fused")), jax.tree.leaves(per_sequence("scan")), strict=True
     ):
         np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-6)

@@ -420,14 +420,14 @@ def test_from_flax_unroll(kind):
     rnn_variables = {"params": {"cell": variables["params"]}}  # flax.linen.RNN names its cell "cell"
     xs, carry = normal(3, (B, T, I)), to_ours(name, flax_carry)
     final_flax, ys_flax = nn.RNN(module, return_carry=True).apply(rnn_variables, xs, initial_carry=flax_carry)
-    final, ys = rj.unroll(cell, params, xs, carry)
+    final, ys = rj.unroll(cell, params, xs, carry=carry)
     assert_close(ys, ys_flax)
     assert_close(final, to_ours(name, final_flax))
 
     # Backwards within each row's length: the output at t belongs to x_t, the final carry is that at t = 0.
     flax_rnn = nn.RNN(module, return_carry=True, reverse=True, keep_order=True)
     final_flax, ys_flax = flax_rnn.apply(rnn_variables, xs, initial_carry=flax_carry, seq_lengths=LENGTHS)
-    final, ys = rj.unroll(cell, params, xs, carry, lengths=LENGTHS, reverse=True)
+    final, ys = rj.unroll(cell, params, xs, carry=carry, lengths=LENGTHS, reverse=True)
     valid = np.arange(T)[None, :] < LENGTHS[:, None]
     assert_close(np.asarray(ys)[valid], np.asarray(ys_flax)[valid])  # Flax leaves padded steps as they come
     assert not np.asarray(ys)[~valid].any()
@@ -559,7 +559,7 @@ def test_flax_cell_inside_flax_rnn():
     final_flax, ys_flax = flax_rnn.apply(
         {"params": {"cell": {"cell": params}}}, xs, initial_carry=carry, seq_lengths=LENGTHS
     )
-    final, ys = rj.unroll(cell, params, xs, carry, lengths=LENGTHS)
+    final, ys = rj.unroll(cell, params, xs, carry=carry, lengths=LENGTHS)
     valid = np.arange(T)[None, :] < LENGTHS[:, None]
     assert_close(np.asarray(ys)[valid], np.asarray(ys_flax)[valid])
     assert_close(final, final_flax)

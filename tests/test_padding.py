@@ -36,7 +36,7 @@ garbage_st = st.lists(st.sampled_from(GARBAGE), min_size=B * T * I, max_size=B *
 
 def _loss_and_grads(cell, backward, reverse):
     def loss(params, xs, carry, lengths):
-        final, ys = rj.unroll(cell, params, xs, carry, lengths, reverse=reverse, backward=backward)
+        final, ys = rj.unroll(cell, params, xs, carry=carry, lengths=lengths, reverse=reverse, impl=backward)
         # Every output and the whole final carry reach the loss, with weights that differ per entry.
         w = jnp.arange(ys.size, dtype=ys.dtype).reshape(ys.shape) / ys.size
         return (w * ys).sum() + sum(jnp.sum(jnp.sin(c)) for c in jax.tree.leaves(final)), (final, ys)
@@ -52,7 +52,7 @@ def _fill_padding(xs, lengths, garbage):
 
 
 @pytest.mark.parametrize("jit", [False, True], ids=["eager", "jit"])
-@pytest.mark.parametrize("backward", ["fused", "autodiff"])
+@pytest.mark.parametrize("backward", ["auto", "scan"])
 @pytest.mark.parametrize("reverse", [False, True], ids=["forward", "reverse"])
 @pytest.mark.parametrize("name", CELLS)
 def test_garbage_in_padding_changes_nothing(name, reverse, backward, jit):
@@ -101,7 +101,7 @@ def test_garbage_in_padding_of_a_bidirectional_stack(jit):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
 
 
-@pytest.mark.parametrize("backward", ["fused", "autodiff"])
+@pytest.mark.parametrize("backward", ["auto", "scan"])
 @pytest.mark.parametrize("name", ["lstm", "gru", "rnn"])
 def test_traced_lengths_out_of_range_are_clipped_the_same_in_both_directions(name, backward):
     """Under jit lengths cannot be checked: above ``time`` they act as ``time``, below 0 as 0, in values
@@ -114,7 +114,7 @@ def test_traced_lengths_out_of_range_are_clipped_the_same_in_both_directions(nam
     @functools.partial(jax.jit, static_argnums=2)
     def run(params, lengths, reverse):
         def loss(params):
-            final, ys = rj.unroll(cell, params, xs, lengths=lengths, reverse=reverse, backward=backward)
+            final, ys = rj.unroll(cell, params, xs, lengths=lengths, reverse=reverse, impl=backward)
             return ys.sum() + sum(jnp.sum(c) for c in jax.tree.leaves(final))
 
         return jax.value_and_grad(loss)(params)

@@ -50,7 +50,7 @@ def setup(cell, key, dtype=jnp.float32, batch=B, time=T):
 @pytest.mark.parametrize("cell", CELLS, ids=IDS)
 def test_scan_equals_python_loop(cell, hoist, getkey):
     params, xs, carry = setup(cell, getkey())
-    final, ys, carries = rj.unroll(cell, params, xs, carry, return_carries=True, hoist=hoist)
+    final, ys, carries = rj.unroll(cell, params, xs, carry=carry, return_carries=True, hoist=hoist)
     ref_final, ref_ys, ref_carries = python_loop(cell, params, xs, carry)
     chex.assert_trees_all_close((final, ys, carries), (ref_final, ref_ys, ref_carries), atol=1e-6)
     # Default carry: zeros.
@@ -70,7 +70,7 @@ def test_unroll_and_remat_change_nothing(cell, options, getkey):
     lengths = jnp.array([7, 3, 0, 5])
 
     def loss(p, **kw):
-        final, ys = rj.unroll(cell, p, xs, carry, lengths=lengths, **kw)
+        final, ys = rj.unroll(cell, p, xs, carry=carry, lengths=lengths, **kw)
         return (ys**2).sum() + sum((c**2).sum() for c in jax.tree.leaves(final))
 
     value, grads = jax.value_and_grad(loss)(params)
@@ -97,7 +97,7 @@ def test_lengths_semantics(cell, hoist, getkey):
     params, xs, carry = setup(cell, getkey())
     lengths = np.array([7, 3, 0, 1])
     for reverse in (False, True):
-        final, ys = rj.unroll(cell, params, xs, carry, lengths=lengths, reverse=reverse, hoist=hoist)
+        final, ys = rj.unroll(cell, params, xs, carry=carry, lengths=lengths, reverse=reverse, hoist=hoist)
         for b, n in enumerate(lengths):
             row = jax.tree.map(lambda c: c[b : b + 1], carry)
             xb = xs[b : b + 1, :n]
@@ -115,10 +115,10 @@ def test_lengths_semantics(cell, hoist, getkey):
 @pytest.mark.parametrize("cell", CELLS, ids=IDS)
 def test_reverse_without_lengths_reads_backwards(cell, getkey):
     params, xs, carry = setup(cell, getkey())
-    final, ys = rj.unroll(cell, params, xs, carry, reverse=True)
+    final, ys = rj.unroll(cell, params, xs, carry=carry, reverse=True)
     ref_final, ref_ys, _ = python_loop(cell, params, xs[:, ::-1], carry)
     chex.assert_trees_all_close((final, ys), (ref_final, ref_ys[:, ::-1]), atol=1e-6)
-    full = rj.unroll(cell, params, xs, carry, lengths=jnp.full(B, T), reverse=True)
+    full = rj.unroll(cell, params, xs, carry=carry, lengths=jnp.full(B, T), reverse=True)
     chex.assert_trees_all_close(full, (final, ys), atol=1e-6)
 
 
@@ -140,15 +140,15 @@ def test_gradients_float64(index, x64, getkey):
     lengths = jnp.array([4, 2])
 
     def f(params, xs, carry):
-        final, ys = rj.unroll(cell, params, xs, carry, lengths=lengths, reverse=True)
+        final, ys = rj.unroll(cell, params, xs, carry=carry, lengths=lengths, reverse=True)
         return jnp.sin(ys).sum() + sum(jnp.sum(c) for c in jax.tree.leaves(final))
 
     check_grads(jax.jit(f), (params, xs, carry), order=1, modes=("rev",), atol=1e-7, rtol=1e-7)
     if cell.name == "lstm":  # second order once: reverse over the hand-written backward pass, and
         # forward-over-reverse through the loop that JAX differentiates (jvp cannot pass a custom_vjp)
-        ys = jax.jit(lambda p: rj.unroll(cell, p, xs, carry)[1])
+        ys = jax.jit(lambda p: rj.unroll(cell, p, xs, carry=carry)[1])
         check_grads(ys, (params,), order=2, modes=("rev",))
-        ys = jax.jit(lambda p: rj.unroll(cell, p, xs, carry, backward="autodiff")[1])
+        ys = jax.jit(lambda p: rj.unroll(cell, p, xs, carry=carry, impl="scan")[1])
         check_grads(ys, (params,), order=2, modes=("fwd", "rev"))
 
 
@@ -160,10 +160,10 @@ class TestVariants(chex.TestCase):
         for k, cell in enumerate(CELLS):
             params, xs, carry = setup(cell, jax.random.key(k))
             lengths = jnp.array([7, 3, 0, 5])
-            fn = self.variant(lambda p, x, c, n: rj.unroll(cell, p, x, c, lengths=n, reverse=True))
+            fn = self.variant(lambda p, x, c, n: rj.unroll(cell, p, x, carry=c, lengths=n, reverse=True))
             chex.assert_trees_all_close(
                 fn(params, xs, carry, lengths),
-                rj.unroll(cell, params, xs, carry, lengths=lengths, reverse=True),
+                rj.unroll(cell, params, xs, carry=carry, lengths=lengths, reverse=True),
                 atol=1e-6,
             )
 

@@ -10,8 +10,9 @@ states along the trajectory.
 from __future__ import annotations
 
 from rnnjax.analysis.jacobians import padded_as_nan
-from rnnjax.analysis.systems import drive, output_of, state_from_vector
-from rnnjax.cells import Cell, LSTMState
+from rnnjax.analysis.systems import drive, state_from_vector
+from rnnjax.cells import Cell
+from rnnjax.cells.base import readout
 from rnnjax.network import RNN
 from rnnjax.types import Array, Carry, Params
 
@@ -22,7 +23,7 @@ def gate_traces(
     cell: Cell | RNN, params: Params, xs: Array, carry: Carry | None = None, lengths: Array | None = None, *,
     layer: int | None = None, direction: int = 0,
 ) -> dict[str, Array]:  # fmt: skip
-    """Every gate of every step, plus the states (``h``, and ``C`` for the LSTM), batch-major.
+    """Every gate of every step, plus the states (``h``, and ``c`` for the LSTM), batch-major.
 
     Args:
         cell, params, carry, layer, direction: as in :func:`~rnnjax.analysis.trajectory`: a gated Cell, or
@@ -31,21 +32,24 @@ def gate_traces(
         lengths: ``(batch,)`` valid steps; every trace is NaN at padded steps.
 
     Returns:
-        ``{name: (batch, time, hidden)}``, in the order the steps run (reversed within each length for
+        ``{name: (batch, time, hidden)}``: the gates, ``h`` and the carry's other fields (the LSTM's ``c``), in the
+        order the steps run (reversed within each length for
         ``direction=1``).
     """
     system = drive(cell, params, xs, carry, lengths, layer, direction)
     if system.cell is None:
         raise ValueError(f"layer: expected one layer for gate_traces of a {len(system.layers)}-layer RNN, got None")
     cell = system.cell
-    if cell.gates is None:
-        raise ValueError(f"cell: expected a gated cell (lstm or gru), got {cell.name!r}")
-    loop = cell.prepare(system.params)
+    spec = cell.spec
+    if spec.gates is None:
+        raise ValueError(f"cell: expected a gated cell (one whose spec declares gates), got {cell.name!r}")
+    loop = spec.prepare(system.params)
     like = cell.initial_carry(system.params, system.inputs.shape[:2])
     previous = state_from_vector(system.states[:, :-1], like)
     new = state_from_vector(system.states[:, 1:], like)
-    traces = dict(cell.gates(loop, previous, cell.project(loop, system.inputs)))
-    traces["h"] = output_of(new)
-    if isinstance(new, LSTMState):
-        traces["C"] = new.c
+    xp = spec.project(loop, system.inputs)
+    traces = dict(spec.gates(loop, previous, xp))
+    traces["h"] = readout(cell, loop, new, xp)
+    for field in getattr(new, "_fields", ()):  # the rest of a NamedTuple carry by name (the LSTM's c)
+        traces.setdefault(field, getattr(new, field))
     return {name: padded_as_nan(v, system.lengths) for name, v in traces.items()}

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from rnnjax.analysis.systems import System, drive, state_from_vector, state_vector
 from rnnjax.analysis.validate import check_jacobians, check_model, check_time
@@ -32,27 +33,28 @@ __all__ = ["blocks", "direct_products", "state_from_vector", "state_vector", "st
 
 
 def blocks(matrix: Array, cell: Cell | RNN) -> dict[str, Array]:
-    """The h and c blocks of an LSTM state Jacobian (``dh/dh``, ``dh/dc``, ``dc/dh``, ``dc/dc``), or
-    ``{"hh": matrix}`` for single-state cells.
+    """A state Jacobian cut into the blocks of the carry's fields: for the LSTM's ``(h, c)``, ``dh/dh``,
+    ``dh/dc``, ``dc/dh``, ``dc/dc`` as ``"hh"``, ``"hc"``, ``"ch"``, ``"cc"``; ``{"hh": matrix}`` for a carry
+    of one array.
 
     Args:
-        matrix: ``(..., 2h, 2h)`` for the LSTM (one layer's state), ``(..., h, h)`` otherwise.
+        matrix: ``(..., n, n)`` for one layer's state of ``n`` entries (``2h`` for the LSTM).
         cell: the cell, or an RNN of one (one layer and direction of it).
     """
     cell = check_model(cell)
     cell = cell if isinstance(cell, Cell) else cell.step_cell
     matrix = check_jacobians(matrix, "matrix", rank=2)
-    h = cell.hidden_size
-    n = 2 * h if cell.name == "lstm" else h
-    if matrix.shape[-1] != n:
+    like = jax.eval_shape(lambda: cell.initial_carry(cell.init(jax.random.key(0), 1)))
+    names = list(getattr(like, "_fields", ("h",)))
+    sizes = [state_vector(jnp.zeros(leaf.shape, leaf.dtype)).shape[-1] for leaf in jax.tree.leaves(like)]
+    n = sum(sizes)
+    if matrix.shape[-1] != n or matrix.shape[-2] != n:
         raise ValueError(f"matrix: expected (..., {n}, {n}) for one {cell.name} state, got {matrix.shape}")
-    if cell.name != "lstm":
-        return {"hh": matrix}
+    edges = [0, *np.cumsum(sizes).tolist()]
     return {
-        "hh": matrix[..., :h, :h],
-        "hc": matrix[..., :h, h:],
-        "ch": matrix[..., h:, :h],
-        "cc": matrix[..., h:, h:],
+        a + b: matrix[..., edges[i] : edges[i + 1], edges[j] : edges[j + 1]]
+        for i, a in enumerate(names)
+        for j, b in enumerate(names)
     }
 
 

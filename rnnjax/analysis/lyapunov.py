@@ -61,7 +61,7 @@ def lyapunov_from_jacobians(
         return Q, jnp.where(used[..., None], logs, 0.0)
 
     steps = jnp.moveaxis(jacobians, -3, 0)
-    _, logs = jax.lax.scan(body, Q0, (steps, jnp.arange(T)))
+    _, logs = jax.lax.scan(body, Q0, (steps, jnp.arange(T, dtype=ends.dtype)))
     counted = ends - warmup
     exponents = logs.sum(0) / jnp.where(counted > 0, counted, jnp.nan).astype(logs.dtype)[..., None]
     return -jnp.sort(-exponents, axis=-1)

@@ -30,55 +30,67 @@ import jax.numpy as jnp
 import numpy as np
 
 from rnnjax.analysis.validate import check_carry, check_int, check_lengths, check_model, check_params, check_xs
-from rnnjax.cells import Cell, LSTMState
+from rnnjax.cells import Cell
+from rnnjax.cells.base import input_size, params_dtype, readout
 from rnnjax.network import RNN
 from rnnjax.types import Array, Carry, Params
 
-__all__ = ["System", "drive", "output_of", "run_layer", "state_from_vector", "state_vector", "step_map"]
+__all__ = ["System", "drive", "output_step", "run_layer", "state_from_vector", "state_vector", "step_map"]
+
+
+def _real(leaf: Array) -> list[Array]:
+    return [leaf.real, leaf.imag] if jnp.iscomplexobj(leaf) else [leaf]
 
 
 def state_vector(carry: Carry) -> Array:
-    """The carry as one vector per example: its leaves concatenated on the last axis (``[h, C]`` for the LSTM)."""
-    return jnp.concatenate(jax.tree.leaves(carry), axis=-1)
+    """The carry as one real vector per example: its leaves concatenated on the last axis (``[h, C]`` for the
+    LSTM), a complex leaf as its real and imaginary parts (the LRU's ``[Re h, Im h]``)."""
+    return jnp.concatenate([part for leaf in jax.tree.leaves(carry) for part in _real(leaf)], axis=-1)
 
 
 def state_from_vector(vector: Array, like: Carry) -> Carry:
     """The inverse of :func:`state_vector`, shaped like ``like`` on the last axis."""
     leaves, tree = jax.tree.flatten(like)
-    sizes = [leaf.shape[-1] for leaf in leaves]
+    sizes = [leaf.shape[-1] * (2 if jnp.iscomplexobj(leaf) else 1) for leaf in leaves]
     parts = jnp.split(vector, np.cumsum(sizes)[:-1].tolist(), axis=-1)
-    return jax.tree.unflatten(tree, parts)
+    out = []
+    for part, leaf in zip(parts, leaves, strict=True):
+        if jnp.iscomplexobj(leaf):
+            re, im = jnp.split(part, 2, axis=-1)
+            part = jax.lax.complex(re, im).astype(leaf.dtype)
+        out.append(part)
+    return jax.tree.unflatten(tree, out)
 
 
-def output_of(carry: Carry) -> Array:
-    """The cell's output ``h`` from its carry."""
-    return carry.h if isinstance(carry, LSTMState) else carry
-
-
-def step_map(cell: Cell, params: Params) -> Callable[[Array, Array], Array]:
-    """``f(a, x) -> a'``: one step on the state vector of one example, ``a: (n,)``, ``x: (features,)``."""
-    loop = cell.prepare(params)
+def output_step(cell: Cell, params: Params) -> Callable[[Array, Array], tuple[Array, Array]]:
+    """``f(a, x) -> (a', y)``: one step on the state vector of one example and the output it gives."""
+    spec = cell.spec
+    loop = spec.prepare(params)
     like = cell.initial_carry(params)
 
-    def f(a: Array, x: Array) -> Array:
-        new, _ = cell.recur(loop, state_from_vector(a, like), cell.project(loop, x, "xs"))
-        return state_vector(new)
+    def f(a: Array, x: Array) -> tuple[Array, Array]:
+        new, y = spec.recur(loop, state_from_vector(a, like), spec.project(loop, x))
+        return state_vector(new), y
 
     return f
 
 
+def step_map(cell: Cell, params: Params) -> Callable[[Array, Array], Array]:
+    """``f(a, x) -> a'``: one step on the state vector of one example, ``a: (n,)``, ``x: (features,)``."""
+    f = output_step(cell, params)
+    return lambda a, x: f(a, x)[0]
+
+
 def stacked_map(cell: Cell, params: tuple[Params, ...]) -> Callable[[Array, Array], Array]:
-    """``f(a, x) -> a'`` for the stacked state ``[a^0, ..., a^{L-1}]``: layer l + 1 reads layer l's new ``h``."""
-    steps = [step_map(cell, p) for p in params]
+    """``f(a, x) -> a'`` for the stacked state ``[a^0, ..., a^{L-1}]``: layer l + 1 reads layer l's new output."""
+    steps = [output_step(cell, p) for p in params]
     n = state_vector(cell.initial_carry(params[0])).shape[-1]
-    h = cell.hidden_size
 
     def f(a: Array, x: Array) -> Array:
         new, u = [], x
         for layer, step in enumerate(steps):
-            a_l = step(a[layer * n : (layer + 1) * n], u)
+            a_l, u = step(a[layer * n : (layer + 1) * n], u)
             new.append(a_l)
-            u = a_l[:h]  # the output h leads the state vector (LSTMState is (h, c))
         return jnp.concatenate(new, axis=-1)
 
     return f
@@ -122,7 +134,8 @@ def run_layer(
         ``(batch, time, hidden)`` in time order, zeros at padded steps; the states ``(batch, time, n)`` and
         the inputs ``(batch, time, features)`` in the order the steps run, held and zero at padded steps.
     """
-    loop = cell.prepare(params)
+    spec = cell.spec
+    loop = spec.prepare(params)
     batch, time = xs.shape[:2]
     mask = valid_mask(lengths, batch, time)
     xs = jnp.where(mask[..., None], xs, jnp.zeros((), xs.dtype))
@@ -131,10 +144,11 @@ def run_layer(
 
     def body(c: Carry, inputs: tuple[Array, ...]) -> tuple[Carry, tuple[Array, Array]]:
         x, m = inputs[:2]
-        new, y = cell.recur(loop, c, cell.project(loop, x))
+        xp = spec.project(loop, x)
+        new, y = spec.recur(loop, c, xp)
         if eps is not None:
             new = state_from_vector(state_vector(new) + inputs[2], new)
-            y = output_of(new) if perturb_outputs else y
+            y = readout(cell, loop, new, xp) if perturb_outputs else y
         c = jax.tree.map(lambda a, b: jnp.where(m[:, None], a, b), new, c)
         return c, (state_vector(c), jnp.where(m[:, None], y, jnp.zeros((), xs.dtype)))
 
@@ -225,7 +239,7 @@ def drive(
             raise ValueError(f"xs: expected shape (batch, time, features), got {tuple(xs_shape)}")
         check_net_params(model, params, xs_shape[-1])
         first = params[0][0]
-    xs = check_xs(xs, first.U.dtype, first.U.shape[1], lengths)
+    xs = check_xs(xs, params_dtype(first), input_size(cell, first), lengths)
     batch, time, _ = xs.shape
     lengths = check_lengths(lengths, (batch,), time)
     if isinstance(model, Cell):

@@ -13,8 +13,9 @@ from typing import Any
 import jax.numpy as jnp
 import numpy as np
 
-from rnnjax import scan
+from rnnjax import cells, scan
 from rnnjax.cells import Cell
+from rnnjax.cells.base import check_input_size
 from rnnjax.checks import check_finite_tree, check_like, describe, is_concrete
 from rnnjax.network import RNN
 from rnnjax.types import Array, Carry
@@ -123,14 +124,7 @@ def check_carry(carry: Carry, expected: Carry, name: str = "carry") -> Carry:
 def check_params(cell: Cell, params: Any, input_size: int | None, name: str = "params") -> None:
     """Raises a ValueError unless ``params`` fit ``cell`` (type and shapes), read ``input_size`` features
     (None: any) and hold finite values where seen."""
-    try:
-        cell.prepare(params)
-    except ValueError as e:
-        message = str(e)
-        raise ValueError(name + message[len("params") :] if message.startswith("params") else f"{name}: {e}") from None
-    if input_size is not None and params.U.shape[1] != input_size:
-        raise ValueError(
-            f"{name}.U: expected shape ({params.U.shape[0]}, {input_size}) to read {input_size} features, "
-            f"got {tuple(params.U.shape)}"
-        )
+    cells.check_params(cell, params, name)
+    if input_size is not None:
+        check_input_size(cell, params, input_size, name, f"to read {input_size} features")
     check_finite_tree(params, name)

@@ -13,7 +13,7 @@ import jax
 import jax.numpy as jnp
 
 from rnnjax import decoding
-from rnnjax.cells import LSTMState
+from rnnjax.cells import with_output
 from rnnjax.checks import check_key, check_positive_int
 from rnnjax.models.layers import Dense, check_fields, check_tokens, dense, dense_init, token_step
 from rnnjax.network import RNN, NetCarry, NetParams
@@ -34,6 +34,12 @@ def _check_ids(model: Any, names: tuple[str, ...], vocab: int) -> None:
     for name in names:
         if not getattr(model, name) < vocab:
             raise ValueError(f"{name}: expected a token id in [0, {vocab}), got {getattr(model, name)}")
+
+
+def _carry_kind(cell: Any) -> Any:
+    """The structure of a cell's carry and the dtypes of its leaves (what a decoder's state must match)."""
+    like = jax.eval_shape(lambda: cell.initial_carry(cell.init(jax.random.key(0), 1)))
+    return jax.tree.structure(like), tuple(leaf.dtype for leaf in jax.tree.leaves(like))
 
 
 def _check_decoder(rnn: RNN, name: str) -> None:
@@ -98,8 +104,7 @@ class OneToMany:
             return zeros
         hs = jnp.split(jnp.tanh(dense(params.condition, v)), self.rnn.num_layers, axis=-1)
         return tuple(
-            tuple(c._replace(h=h) if isinstance(c, LSTMState) else h for c in layer)
-            for layer, h in zip(zeros, hs, strict=True)
+            tuple(with_output(self.rnn.step_cell, c, h) for c in layer) for layer, h in zip(zeros, hs, strict=True)
         )
 
     def _extra(self, v: Array) -> Array | None:
@@ -191,10 +196,10 @@ class Seq2Seq:
             raise ValueError(
                 f"decoder: expected the encoder's {self.encoder.num_layers} layers, got {self.decoder.num_layers}"
             )
-        if self.encoder.step_cell.name != self.decoder.step_cell.name:
+        if _carry_kind(self.encoder.step_cell) != _carry_kind(self.decoder.step_cell):
             raise ValueError(
-                f"decoder: expected the encoder's cell kind {self.encoder.step_cell.name!r} (its states start "
-                f"the decoder), got {self.decoder.step_cell.name!r}"
+                f"decoder: expected a cell whose carry has the structure of the encoder's "
+                f"{self.encoder.step_cell.name} (its states start the decoder), got {self.decoder.step_cell.name}"
             )
 
     @property

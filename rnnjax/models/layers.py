@@ -9,12 +9,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from rnnjax.cells import LSTMState
+from rnnjax.cells import Cell, output_of
 from rnnjax.checks import check_key, check_nonnegative_int, check_positive_int, describe, is_concrete
 from rnnjax.network import RNN, NetCarry, NetParams
 from rnnjax.types import Array, PRNGKey
 
-__all__ = ["Dense", "check_fields", "check_tokens", "dense", "dense_init", "last_hidden", "token_step"]
+__all__ = ["Dense", "check_fields", "check_tokens", "dense", "dense_init", "last_hidden", "last_outputs", "token_step"]
 
 
 def check_fields(
@@ -69,10 +69,31 @@ def check_tokens(tokens: Any, vocab_size: int, name: str = "tokens", rank: int =
     return tokens
 
 
-def last_hidden(finals: NetCarry) -> Array:
-    """The last layer's final ``h`` of each direction, concatenated: ``(batch, output_size)``."""
-    hs = [c.h if isinstance(c, LSTMState) else c for c in finals[-1]]
+def last_hidden(finals: NetCarry, cell: Cell | None = None) -> Array:
+    """The last layer's final output ``h`` of each direction, concatenated: ``(batch, output_size)``.
+
+    Args:
+        finals: the final carries ``[layer][direction]`` of :meth:`rnnjax.RNN.apply`.
+        cell: the network's cell (``net.step_cell``), which says which part of its carry is ``h``; None: the
+            carry's ``h`` field, or the carry itself when it is one array.
+    """
+    hs = [getattr(c, "h", c) if cell is None else output_of(cell, c) for c in finals[-1]]
     return jnp.concatenate(hs, axis=-1)
+
+
+def last_outputs(ys: Array, lengths: Array | None, num_directions: int) -> Array:
+    """Each sequence's output after reading all of it, per direction: the forward half of ``ys`` at its last
+    valid step, the backward half at its first (where the backward direction ends). ``(batch, features)``;
+    zeros for a sequence of length 0."""
+    batch, time, features = ys.shape
+    last = jnp.full((batch,), time - 1) if lengths is None else jnp.maximum(jnp.asarray(lengths) - 1, 0)
+    forward = jnp.take_along_axis(ys, last[:, None, None], axis=1)[:, 0]
+    if lengths is not None:
+        forward = jnp.where((jnp.asarray(lengths) > 0)[:, None], forward, jnp.zeros((), ys.dtype))
+    if num_directions == 1:
+        return forward
+    half = features // 2
+    return jnp.concatenate([forward[:, :half], ys[:, 0, half:]], axis=-1)
 
 
 def token_step(

@@ -11,7 +11,7 @@ import jax.numpy as jnp
 from rnnjax import decoding
 from rnnjax.checks import check_key, check_nonnegative_int, check_positive_int
 from rnnjax.data.text import CharVocab
-from rnnjax.models.layers import Dense, check_fields, check_tokens, dense, dense_init, last_hidden, token_step
+from rnnjax.models.layers import Dense, check_fields, check_tokens, dense, dense_init, last_outputs, token_step
 from rnnjax.network import RNN, NetCarry, NetParams
 from rnnjax.types import Array, PRNGKey
 
@@ -113,8 +113,8 @@ class ManyToOne(_SequenceModel):
     """Many-to-one: one output per sequence, from its last valid step or the mean of its steps.
 
     Attributes:
-        pool: ``"last"`` reads the final state of each direction (for the backward direction,
-            its state after reading the whole sequence backwards); ``"mean"`` averages the
+        pool: ``"last"`` reads each direction's output after the whole sequence (its last valid step
+            forwards, its first backwards); ``"mean"`` averages the
             outputs over the valid steps.
     """
 
@@ -129,7 +129,7 @@ class ManyToOne(_SequenceModel):
         """``xs: (batch, time, features)`` or token ids ``(batch, time)`` to ``(batch, output_size)``."""
         ys, finals = self._run(params, xs, lengths, None, key, train)
         if self.pool == "last":
-            pooled = last_hidden(finals)
+            pooled = last_outputs(ys, lengths, self.rnn.num_directions)
         else:
             n = jnp.full(ys.shape[0], ys.shape[1]) if lengths is None else jnp.asarray(lengths)
             pooled = ys.sum(1) / jnp.maximum(n, 1)[:, None].astype(ys.dtype)  # padded outputs are zeros
