@@ -62,10 +62,7 @@ __all__ = [
     "torch_state",
 ]
 
-CONVERTS = (
-    "rnn with activation 'tanh' or 'relu' (irnn included), lstm (with proj_size > 0 to PyTorch only), gru with "
-    "reset_after=True"
-)
+CONVERTS = "rnn with activation 'tanh' or 'relu' (irnn included), lstm, gru with reset_after=True"
 """The cells that PyTorch and Flax have, in words (for the errors)."""
 
 # Block order of PyTorch's stacked gates, as indices into ours (the map is its own inverse).
@@ -89,7 +86,8 @@ def _cell_kind(cell: Any, name: str, target: str) -> str:
             shown["proj_size"] = options["proj_size"]
         size = _torch_hidden_size(cell) if "proj_size" in shown else cell.hidden_size  # the factory's hidden_size
         args = ", ".join([str(size), *(f"{k}={v!r}" for k, v in shown.items())])
-        raise ValueError(f"{name}: {target} has no counterpart of {cell.name}({args}); it converts {CONVERTS}")
+        but = " (the lstm without proj_size: Flax has no projection)" if "proj_size" in shown else ""
+        raise ValueError(f"{name}: {target} has no counterpart of {cell.name}({args}); it converts {CONVERTS}{but}")
     return cell.name
 
 
@@ -274,7 +272,8 @@ def from_torch_state(h_n: Any, c_n: Any, net: RNN) -> NetCarry:
     """Our ``carry[layer][direction]`` from PyTorch's ``h_n`` and ``c_n`` (``None`` but for the LSTM).
 
     ``h_n``, ``c_n``: ``(num_layers * num_directions, batch, hidden)`` tensors (any dtype
-    :func:`from_tensor` reads) or arrays; row ``l * num_directions + d`` becomes ``carry[l][d]``.
+    :func:`from_tensor` reads) or arrays; row ``l * num_directions + d`` becomes ``carry[l][d]``. With a
+    projection (``proj_size = p``), ``h_n`` has ``p`` features and ``c_n`` ``hidden_size``, as in PyTorch.
     The result is the finals of :meth:`rnnjax.RNN.apply`, or a carry to start it with (PyTorch's
     ``h_0``, ``c_0``). The inverse of :func:`torch_state`.
     """
@@ -293,8 +292,10 @@ def from_torch_state(h_n: Any, c_n: Any, net: RNN) -> NetCarry:
                 f"{name}: expected shape ({rows}, batch, {h}) (num_layers * num_directions, batch, hidden), "
                 f"got {s.shape}"
             )
-    if is_lstm and states[0].shape[1] != states[1].shape[1]:
-        raise ValueError(f"c_n: expected the batch of h_n, {states[0].shape[1]}, got shape {states[1].shape}")
+    want = (*states[0].shape[:2], sizes[-1])
+    if is_lstm and states[1].shape != want:
+        like = f"the shape of h_n {want}" if want == states[0].shape else f"shape {want} (h_n's rows and batch)"
+        raise ValueError(f"c_n: expected {like}, got {states[1].shape}")
 
     def at(k: int) -> Carry:
         return LSTMState(states[0][k], states[1][k]) if is_lstm else states[0][k]
