@@ -87,9 +87,10 @@ def test_to_torch_round_trip(kind):
 UNCONVERTIBLE = [
     (rj.cells.gru(H, reset_after=False), r"gru\(5, reset_after=False\)"),
     (rj.cells.rnn(H, "linear"), r"rnn\(5, activation='linear'\)"),
-    (rj.cells.lstm(H)._replace(name="peephole"), r"peephole\(5\)"),
+    (rj.cells.mingru(H), r"mingru\(5\)"),
+    (rj.cells.lru(H), r"lru\(5\)"),
 ]
-UNCONVERTIBLE_IDS = ["gru_reset_before", "rnn_linear", "unknown"]
+UNCONVERTIBLE_IDS = ["gru_reset_before", "rnn_linear", "mingru", "lru"]
 SUPPORTED = "it converts rnn with activation 'tanh' or 'relu' (irnn included), lstm, gru with reset_after=True"
 
 
@@ -159,13 +160,12 @@ def test_from_torch_cell_draws_like_torch():
     [
         (lambda: torch.nn.Linear(I, H), "module: expected torch.nn.RNN, LSTM or GRU, got Linear"),
         (lambda: torch.nn.LSTMCell(I, H), "module: expected torch.nn.RNN, LSTM or GRU, got LSTMCell"),
-        (lambda: torch.nn.LSTM(I, H, proj_size=2), "module: LSTM with proj_size=2 is not supported"),
         (lambda: torch.nn.GRUCell(I, H), "module: expected torch.nn.RNN, LSTM or GRU, got GRUCell"),
         (lambda: "lstm", "module: expected torch.nn.RNN, LSTM or GRU, got str"),
         (lambda: _mixed_dtypes(torch.nn.GRU(I, H)), r"module: expected weights of one dtype .*'float32', 'float64'"),
         (lambda: torch.nn.LSTM(I, H).to(torch.complex64), r"module: expected weights of one dtype .*\['complex64'\]"),
     ],
-    ids=["linear", "lstm_cell", "proj_size", "gru_cell", "str", "mixed_dtypes", "complex"],
+    ids=["linear", "lstm_cell", "gru_cell", "str", "mixed_dtypes", "complex"],
 )
 @pytest.mark.filterwarnings("ignore:Complex modules are a new feature")
 def test_from_torch_rejects(make, match):
@@ -240,7 +240,7 @@ def test_torch_half_precision(kind, dtype):
     for leaf in jax.tree.leaves(params):
         assert leaf.dtype == dt
     # Weights bit for bit (the LSTM's gates reordered, the two biases summed in float32 and rounded once).
-    blocks = np.split(module.weight_hh_l1_reverse.float().detach().numpy(), net.step_cell.num_gates)
+    blocks = np.split(module.weight_hh_l1_reverse.float().detach().numpy(), {"lstm": 4, "gru": 3}.get(kind, 1))
     order = [1, 0, 2, 3] if kind == "lstm" else range(len(blocks))  # PyTorch's i, f, g, o; our f, i, C, o
     np.testing.assert_array_equal(np.asarray(params[1][1].W, np.float32), np.concatenate([blocks[k] for k in order]))
     # The round trip keeps the dtype and every bit.

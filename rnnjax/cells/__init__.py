@@ -19,14 +19,18 @@ from typing import Any
 
 from rnnjax.cells.base import Cell, Linear, Parts, Prepared, Spec, check_params, input_size, output_of, with_output
 from rnnjax.cells.gru import GRUParams, gru
+from rnnjax.cells.indrnn import IndRNNParams, constrain_indrnn, indrnn
+from rnnjax.cells.lnlstm import LNLSTMParams, ln_lstm
 from rnnjax.cells.lru import LRUParams, lru
 from rnnjax.cells.lstm import LSTMParams, LSTMState, lstm
+from rnnjax.cells.minimal import MinGRUParams, MinLSTMParams, mingru, minlstm
 from rnnjax.cells.rnn import RNNParams, irnn, rnn
 
 __all__ = [
-    "CELLS", "Cell", "GRUParams", "LRUParams", "LSTMParams", "LSTMState", "Linear",
+    "CELLS", "Cell", "GRUParams", "LRUParams", "LSTMParams", "LSTMState", "Linear", "MinGRUParams", "MinLSTMParams",
     "Parts", "Prepared", "RNNParams", "Spec", "check_params", "gru", "input_size", "irnn", "lru", "lstm", "make",
-    "output_of", "rnn", "with_output",
+    "mingru", "minlstm", "output_of", "rnn", "with_output",
+    "IndRNNParams", "LNLSTMParams", "constrain_indrnn", "indrnn", "ln_lstm",
 ]  # fmt: skip
 
 CELLS: dict[str, Callable[..., Cell]] = {
@@ -34,7 +38,11 @@ CELLS: dict[str, Callable[..., Cell]] = {
     "irnn": irnn,
     "lstm": lstm,
     "gru": gru,
+    "indrnn": indrnn,
+    "ln_lstm": ln_lstm,
     "lru": lru,
+    "mingru": mingru,
+    "minlstm": minlstm,
 }
 """Every cell by name: ``make``, ``rj.RNN(cell=name)`` and the conformance suite read it."""
 

@@ -251,7 +251,7 @@ def check_params(cell: Cell, params: Any, name: str = "params") -> None:
     kind = type(expected).__name__
     if type(params) is not type(expected):
         got = type(params).__name__ if isinstance(params, tuple) else describe(params)
-        raise ValueError(f"{name}: expected {kind} (what {cell.name}'s init builds), got {got}")
+        raise ValueError(f"{name}: expected {kind}, got {got} ({kind} is what {cell.name}'s init builds)")
     fields = getattr(expected, "_fields", None)
     if fields is not None:
         for field in fields:
