@@ -22,15 +22,15 @@ from rnnjax.cells.gru import GRUParams, gru
 from rnnjax.cells.indrnn import IndRNNParams, constrain_indrnn, indrnn
 from rnnjax.cells.lnlstm import LNLSTMParams, ln_lstm
 from rnnjax.cells.lru import LRUParams, lru
-from rnnjax.cells.lstm import LSTMParams, LSTMState, lstm
+from rnnjax.cells.lstm import LSTMParams, LSTMState, ProjectedLSTMParams, lstm
 from rnnjax.cells.minimal import MinGRUParams, MinLSTMParams, mingru, minlstm
 from rnnjax.cells.rnn import RNNParams, irnn, rnn
 
 __all__ = [
-    "CELLS", "Cell", "GRUParams", "LRUParams", "LSTMParams", "LSTMState", "Linear", "MinGRUParams", "MinLSTMParams",
-    "Parts", "Prepared", "RNNParams", "Spec", "check_params", "gru", "input_size", "irnn", "lru", "lstm", "make",
-    "mingru", "minlstm", "output_of", "rnn", "with_output",
-    "IndRNNParams", "LNLSTMParams", "constrain_indrnn", "indrnn", "ln_lstm",
+    "CELLS", "Cell", "GRUParams", "IndRNNParams", "LNLSTMParams", "LRUParams", "LSTMParams", "LSTMState", "Linear",
+    "MinGRUParams", "MinLSTMParams", "Parts", "Prepared", "ProjectedLSTMParams", "RNNParams", "Spec", "check_params",
+    "constrain_indrnn", "gru", "indrnn", "input_size", "irnn", "ln_lstm", "lru", "lstm", "make", "mingru", "minlstm",
+    "output_of", "rnn", "with_output",
 ]  # fmt: skip
 
 CELLS: dict[str, Callable[..., Cell]] = {
