@@ -71,3 +71,41 @@ def test_fit_overhead_tiny_reports_both_sides_and_their_ratio(tmp_path, capsys, 
     assert out["ratio"] > 0 and f"fit / bare: {out['ratio']:.3f}" in capsys.readouterr().out
     report = (tmp_path / "fit_overhead" / "report.md").read_text()
     assert f"fit / bare: **{out['ratio']:.3f}**" in report and "log_every=10" in report
+
+
+def test_cell_speed_tiny_times_every_cell_under_each_implementation_it_declares(tmp_path, capsys, load_script):
+    cell_speed = load_script("benchmarks", "cell_speed")
+    cfg = rj.experiment.parse_config(cell_speed.Config, ["--tiny", "--root", str(tmp_path)])
+
+    tables = cell_speed.main(cfg)
+
+    assert tables in capsys.readouterr().out
+    report = (tmp_path / "cell_speed" / "report.md").read_text()
+    assert "wall_time_s" in report and "expected to win" in report
+    assert all(table in report for table in rj.experiment.tables_in(tables))
+
+    def rows_of(table: str) -> list[dict[str, str]]:
+        header, _, *rows = [[c.strip() for c in line.strip("|").split("|")] for line in table.splitlines()]
+        return [dict(zip(header, row, strict=True)) for row in rows]
+
+    first, second = map(rows_of, rj.experiment.tables_in(tables))
+    declared = {
+        (name, impl)
+        for name, factory in rj.cells.CELLS.items()
+        for impl, has in (("scan", True), ("fused", factory(4).spec.parts), ("associative", factory(4).spec.linear))
+        if has is not None
+    }
+    assert {(r["cell"], r["impl"]) for r in first} == declared
+    for row in first:
+        assert float(row["scan/this"]) > 0 and float(row["lstm auto/this"]) > 0 and float(row["ms"]) > 0
+        assert float(row["max abs dy"]) < cfg.atol and float(row["max rel dgrad"]) < cfg.grad_rtol
+        if row["impl"] == "scan":
+            assert row["scan/this"] == "1.00"
+    assert [r["lstm auto/this"] for r in first if r["cell"] == "lstm" and r["auto"] == "yes"] == ["1.00"]
+    linear = [name for name, factory in rj.cells.CELLS.items() if factory(4).spec.linear is not None]
+    assert [(r["cell"], r["T"], r["pass"]) for r in second] == [
+        (name, "16", p) for name in linear for p in ("forward + backward", "forward")
+    ]
+    assert all(float(r["scan/associative"]) > 0 for r in second)
+    lines = (tmp_path / "cell_speed" / "metrics.jsonl").read_text().count("\n")
+    assert lines == len(first) + 2 * len(second)
