@@ -153,8 +153,9 @@ def resolve_impl(cell: Cell, impl: str = "auto", *, remat: bool = False, platfor
 
     ``"auto"``: ``"fused"`` for a cell with a hand-written backward pass (``spec.parts``) unless ``remat``;
     else ``"associative"`` for a linear recurrence (``spec.linear``) on GPU and TPU, where the parallel scan
-    wins over time; else ``"scan"``. On the CPU the sequential loop beats the parallel scan, which does
-    ``log T`` times the work on two cores (``benchmarks/cell_speed.py``). An implementation asked for by name
+    wins over time; else ``"scan"``. On the CPU the sequential loop beats the parallel scan: its ``O(log T)``
+    depth buys nothing on two cores, and it does about twice the work in ``2 log2 T`` passes over memory
+    (3 to 27 times slower here, ``benchmarks/cell_speed.py``). An implementation asked for by name
     that the cell cannot run is refused, never replaced silently.
 
     Args:

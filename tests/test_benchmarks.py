@@ -50,15 +50,15 @@ def test_jacobian_speed_tiny_prints_a_table_with_a_positive_ratio(tmp_path, caps
     assert float(row["direct/accumulated"]) == pytest.approx(ratio, rel=5e-3)
 
 
-def test_rnn_speed_tiny_times_the_autodiff_backward_pass_on_request(tmp_path, load_script):
+def test_rnn_speed_tiny_times_the_reference_scan_on_request(tmp_path, load_script):
     rnn_speed = load_script("benchmarks", "rnn_speed")
-    argv = ["--tiny", "--no-torch", "--no-flax-lstm-cell", "--cells", "lstm", "--backward", "autodiff"]
+    argv = ["--tiny", "--no-torch", "--no-flax-lstm-cell", "--cells", "lstm", "--impl", "scan"]
     cfg = rj.experiment.parse_config(rnn_speed.Config, [*argv, "--root", str(tmp_path)])
 
     table = rnn_speed.main(cfg)
 
     report = (tmp_path / "rnn_speed" / "report.md").read_text()
-    assert "Our backward pass: autodiff." in report and table in report
+    assert "Our implementation: impl='scan'." in report and table in report
 
 
 def test_fit_overhead_tiny_reports_both_sides_and_their_ratio(tmp_path, capsys, load_script):
