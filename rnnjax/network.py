@@ -269,9 +269,10 @@ class RNN:
             carry = self.initial_carry(params, xs.shape[0])
         if not isinstance(train, bool):
             raise ValueError(f"train: expected True or False, got {describe(train)}")
-        masks = self.input_dropout > 0 or self.recurrent_dropout > 0 or any(self._rates)  # drawn per direction
-        needs = [f"{n}={getattr(self, n)}" for n in ("dropout", *_OPTIONS) if n != "learn_initial" and getattr(self, n)]
-        needs = needs if train and (self.dropout > 0 or masks) else []
+        random = dict(dropout=self.dropout > 0, input_dropout=self.input_dropout > 0)
+        random.update(recurrent_dropout=self.recurrent_dropout > 0, zoneout=any(self._rates))
+        needs = [f"{name}={getattr(self, name)}" for name, on in random.items() if on and train]
+        masks = any(list(random.values())[1:])  # drawn per layer and direction
         if needs and key is None:
             raise ValueError(f"key: expected a PRNG key for {', '.join(needs)} in training, got None")
         if key is not None:
@@ -366,8 +367,9 @@ class RNN:
 
 def _check_initial(initial: Carry, expected: Carry, name: str) -> None:
     """A learned initial carry has the structure, shapes and dtypes of ``cell.initial_carry(params, ())``."""
-    if jax.tree.structure(initial) != jax.tree.structure(expected):
-        raise ValueError(f"{name}: expected structure {jax.tree.structure(expected)} (from RNN.init), got {initial}")
+    want, got = jax.tree.structure(expected), jax.tree.structure(initial)
+    if got != want:
+        raise ValueError(f"{name}: expected structure {want} (from RNN.init), got {got}")
     for (path, want), got in zip(jax.tree_util.tree_leaves_with_path(expected), jax.tree.leaves(initial), strict=True):
         if jnp.shape(got) != want.shape or jnp.result_type(got) != want.dtype:
             raise ValueError(

@@ -460,7 +460,7 @@ BAD_APPLY = {
     "xs_rank_4": (lambda g: dict(xs=g["xs"][None]), r"xs: expected shape \(batch, time, features\)"),
     "xs_features": (
         lambda g: dict(xs=normal(1, (B, T, I + 1))),
-        r"params\[0\]\[0\].U: expected shape \(20, 5\) for xs with 5 features",
+        r"params\[0\]\[0\]\.U: expected shape \(20, 5\) for xs with 5 features per step, got \(20, 4\)",
     ),
     "xs_int": (
         lambda g: dict(xs=np.ones((B, T, I), np.int32)),
@@ -500,11 +500,11 @@ BAD_APPLY = {
     ),
     "params_gru": (
         lambda g: dict(params=_other_params(cell="gru", hidden_size=H, num_layers=2, bidirectional=True)),
-        "params: expected LSTMParams, got GRUParams",
+        r"params\[0\]\[0\]: expected LSTMParams, got GRUParams",
     ),
     "params_hidden": (
         lambda g: dict(params=_other_params(cell="lstm", hidden_size=H + 1, num_layers=2, bidirectional=True)),
-        r"params.W: expected shape \(20, 5\)",
+        r"params\[0\]\[0\].U: expected shape \(20, 4\) for lstm\(hidden_size=5\) and input_size=4, got \(24, 4\)",
     ),
     "carry_tuples": (lambda g: dict(carry=_as_tuples(g["carry"])), "carry: expected structure"),
     "carry_layers": (lambda g: dict(carry=g["carry"][:1]), "carry: expected structure"),
