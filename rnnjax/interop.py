@@ -194,6 +194,7 @@ def to_torch(net: RNN, params: NetParams) -> Any:
     if not isinstance(net, RNN):
         raise ValueError(f"net: expected an rj.RNN, got {_what(net)}")
     kind = _cell_kind(net.step_cell, "net", "PyTorch")
+    net.check_plain("PyTorch")
     net._check_params(params)
     cell = net.step_cell
     dtypes = {str(jnp.result_type(p)) for p in jax.tree.leaves(params)}

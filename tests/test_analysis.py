@@ -515,3 +515,19 @@ def test_state_gradients_of_one_layer_against_grad_of_a_hand_written_network():
     for b, L in enumerate((T, 3)):
         expected = jax.grad(by_hand)(jnp.zeros((T, 2 * H)), xs[b], L)
         assert_cut(grads[b], expected[:L], L)
+
+
+def test_a_net_with_a_learned_initial_state_is_analysed_from_it_and_zoneout_is_refused(getkey):
+    """``learn_initial``: the analysis starts from the learned carry, as ``net.apply`` does; a zoneout net's
+    evaluation step is not its cell's, so the analysis refuses it instead of studying another map."""
+    net = rj.RNN("gru", 4, learn_initial=True)
+    params = net.init(getkey(), 3)
+    params = params._replace(initial=jax.tree.map(lambda a: a + 0.3, params.initial))
+    xs = jax.random.normal(getkey(), (2, 5, 3))
+    plain = rj.RNN("gru", 4)
+    carry = net.initial_carry(params, 2)
+    np.testing.assert_allclose(
+        analysis.step_jacobians(net, params, xs), analysis.step_jacobians(plain, params.cells, xs, carry), atol=1e-6
+    )
+    with pytest.raises(ValueError, match="net: expected a net whose step is its cell's, got zoneout=0.1"):
+        analysis.step_jacobians(rj.RNN("gru", 4, zoneout=0.1), params.cells, xs)

@@ -479,9 +479,6 @@ def test_check_plain_names_what_has_no_counterpart(options):
     rj.RNN("lstm", H, dropout=0.5).check_plain("PyTorch")
 
 
-@pytest.mark.xfail(
-    strict=True, reason="rnnjax.interop.to_torch does not call net.check_plain('PyTorch') yet (not this file's)"
-)
 @pytest.mark.parametrize("options", [dict(learn_initial=True), dict(zoneout=0.1)], ids=["learn_initial", "zoneout"])
 def test_to_torch_refuses_what_torch_lacks(options):
     net = rj.RNN("lstm", H, **options)

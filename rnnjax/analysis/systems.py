@@ -200,8 +200,16 @@ def resolve(model: Cell | RNN, layer: Any, direction: Any) -> tuple[tuple[int, .
     return tuple(range(model.num_layers)), d
 
 
-def check_net_params(net: RNN, params: Any, input_size: int) -> None:
-    """Raises a ValueError unless ``params[layer][direction]`` fit ``net`` and ``input_size`` features."""
+def check_net_params(net: RNN, params: Any, input_size: int) -> Any:
+    """The cells' params ``[layer][direction]`` (``net.cell_params``) after checking that they fit ``net`` and
+    ``input_size`` features; a net whose evaluation step is not its cell's (zoneout) is refused."""
+    if any(net.zoneout_rates):
+        raise ValueError(
+            f"net: expected a net whose step is its cell's, got zoneout={net.zoneout!r} (its evaluation step mixes "
+            "the new carry with the old); analyse rj.RNN(..., zoneout=0.0) with the same params"
+        )
+    if net.learn_initial:
+        params = net.cell_params(params)
     shape = (net.num_layers, net.num_directions)
     ok = isinstance(params, tuple) and len(params) == shape[0]
     if not (ok and all(isinstance(p, tuple) and len(p) == shape[1] for p in params)):
@@ -212,6 +220,7 @@ def check_net_params(net: RNN, params: Any, input_size: int) -> None:
     for layer, layer_params in enumerate(params):
         for d, p in enumerate(layer_params):
             check_params(net.step_cell, p, input_size if layer == 0 else net.output_size, f"params[{layer}][{d}]")
+    return params
 
 
 def drive(
@@ -237,8 +246,8 @@ def drive(
     else:
         if len(xs_shape) != 3:
             raise ValueError(f"xs: expected shape (batch, time, features), got {tuple(xs_shape)}")
-        check_net_params(model, params, xs_shape[-1])
-        first = params[0][0]
+        cell_params = check_net_params(model, params, xs_shape[-1])
+        first = cell_params[0][0]
     xs = check_xs(xs, params_dtype(first), input_size(cell, first), lengths)
     batch, time, _ = xs.shape
     lengths = check_lengths(lengths, (batch,), time)
@@ -256,7 +265,7 @@ def drive(
         for dd in range(model.num_directions):
             if l == layers[-1] and dd != d:
                 continue
-            _, ys, states, inputs = run_layer(cell, params[l][dd], u, initial[l][dd], lengths, reverse=dd == 1)
+            _, ys, states, inputs = run_layer(cell, cell_params[l][dd], u, initial[l][dd], lengths, reverse=dd == 1)
             outs.append(ys)
             if l in layers and dd == d:
                 trail.append(jnp.concatenate([state_vector(initial[l][dd])[:, None], states], axis=1))
@@ -264,9 +273,9 @@ def drive(
         u = jnp.concatenate(outs, axis=-1)
     states = jnp.concatenate(trail, axis=-1)
     if len(layers) == 1:
-        p = params[layers[0]][d]
+        p = cell_params[layers[0]][d]
         return System(step_map(cell, p), first_inputs, states, lengths, cell, p, layers, d)
-    step = stacked_map(cell, tuple(params[l][d] for l in layers))
+    step = stacked_map(cell, tuple(cell_params[l][d] for l in layers))
     return System(step, first_inputs, states, lengths, None, None, layers, d)
 
 
@@ -284,10 +293,10 @@ def net_outputs(
     """
     initial = net.initial_carry(params, xs.shape[0]) if carry is None else carry
     u, finals = xs, []
-    for l, layer_params in enumerate(params):
+    for l, layer_params in enumerate(net.cell_params(params)):
         outs, layer_finals = [], []
         for dd, p in enumerate(layer_params):
-            top = l == len(params) - 1
+            top = l == net.num_layers - 1
             e = eps.get((l, dd))
             final, ys, _, _ = run_layer(net.step_cell, p, u, initial[l][dd], lengths, dd == 1, e, top or not stacked)
             outs.append(ys)
