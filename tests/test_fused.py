@@ -153,7 +153,5 @@ def test_vmap_of_grad_matches_autodiff(getkey):
 
         return jax.vmap(jax.grad(loss), in_axes=(None, 0))(params, xs)
 
-    for got, want in zip(
-        jax.tree.leaves(per_sequence("fused")), jax.tree.leaves(per_sequence("scan")), strict=True
-    ):
+    for got, want in zip(jax.tree.leaves(per_sequence("fused")), jax.tree.leaves(per_sequence("scan")), strict=True):
         np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-6)
