@@ -15,8 +15,7 @@ Two tables, each time a call of ``jit(value_and_grad(loss))`` (loss: the mean of
   64 units): ``"associative"`` against ``"scan"``, forward + backward and forward only. The parallel form
   trades work for depth: ``lax.associative_scan`` makes about ``2 T`` compositions (each two multiplies and
   an add, where a step of the loop has one of each) over strided slices, in ``2 log2 T`` passes over the
-  sequence, and the log-space form of minGRU and minLSTM runs ``cumsum`` and ``cumlogsumexp``, which JAX
-  lowers to XLA reduce-windows. Its
+  sequence (in log space for minGRU and minLSTM, each composition a ``logaddexp``). Its
   depth is ``O(log T)`` instead of ``T``, which pays off where thousands of lanes run at once (a GPU or a
   TPU, where ``resolve_impl`` picks it), not on a few CPU cores, where it is expected to lose.
 
@@ -322,7 +321,7 @@ def main(cfg: Config) -> str:
             "",
             "`scan/associative` below 1: the parallel form is slower. It does more work than the loop (about 2T "
             "compositions, each dearer than a step, in 2 log2 T passes over the sequence; in log space for minGRU "
-            "and minLSTM, `cumsum` and `cumlogsumexp`, which JAX lowers to XLA reduce-windows) in exchange for a "
+            "and minLSTM, each composition a `logaddexp`) in exchange for a "
             "depth of `O(log T)` instead of `T`. On a few CPU cores nothing uses that depth, so the sequential loop "
             "should win, as `impl='auto'` assumes on the CPU; on a GPU or a TPU, where thousands of lanes run "
             "each pass at once, the parallel form is expected to win on long sequences (not measured here).",

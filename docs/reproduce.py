@@ -1,11 +1,11 @@
 """Regenerates every table and figure of the README: one command.
 
-It runs the default experiments (``experiments/gradient_flow.py``, ``experiments/adding_problem.py``) and
-benchmarks (``benchmarks/rnn_speed.py``, ``benchmarks/jacobian_speed.py``), each ``main(Config())`` with its
-defaults, into ``runs/<name>/``; copies each ``report.md`` to ``docs/results/<name>.md`` (image links pointed
-at the copies) and its figures to ``docs/figures/<name>/``; then rewrites the README's result blocks, between
-``<!-- results:<name>:begin -->`` and ``<!-- results:<name>:end -->``, from those committed reports: the
-tables verbatim, the wall time and every number in the prose read from them.
+It runs the default experiments (``experiments/gradient_flow.py``, ``experiments/adding_problem.py``), the
+benchmarks (``benchmarks/rnn_speed.py``, ``benchmarks/cell_speed.py``, ``benchmarks/jacobian_speed.py``) and the
+applications, each ``main(Config())`` with its defaults, into ``runs/<name>/``; copies each ``report.md`` to
+``docs/results/<name>.md`` (image links pointed at the copies) and its figures to ``docs/figures/<name>/``; then
+rewrites the README's result blocks, between ``<!-- results:<name>:begin -->`` and ``<!-- results:<name>:end -->``,
+from those committed reports: the tables verbatim, the wall time and every number in the prose read from them.
 
 Run from the top of the repository::
 
@@ -50,6 +50,7 @@ SCRIPTS = {
     "adding_problem": "experiments",
     "rnn_speed": "benchmarks",
     "jacobian_speed": "benchmarks",
+    "cell_speed": "benchmarks",
     **dict.fromkeys(APPLICATIONS, "experiments"),
 }
 """Each run of the README, by name, and the folder of its script (``<folder>/<name>.py``)."""
@@ -346,6 +347,24 @@ def render_jacobian_speed(report: str, links: Links) -> str:
     ])  # fmt: skip
 
 
+def render_cell_speed(report: str, links: Links) -> str:
+    env, _ = rj.experiment.report_facts(report)
+    cells, long = rj.experiment.tables_in(report)[:2]
+    shape = re.search(r"## Every cell: (.*)", report).group(1)
+    header, _, *body = [[v.strip() for v in line.strip("|").split("|")] for line in long.splitlines()]
+    ratios = [float(dict(zip(header, r, strict=True))["scan/associative"]) for r in body]
+    return "\n".join([
+        f"`benchmarks/cell_speed.py` times every cell in the registry under each implementation it declares "
+        f"(forward + backward, {shape}), against its own sequential scan (`scan/this`) and the LSTM's default "
+        f"(`lstm auto/this`; above 1: this row is faster), after checking that they agree. The run, "
+        f"{_ran(env, links, 'benchmarks/cell_speed.py')}.", "", cells, "",
+        "The linear cells' parallel scan against their loop on long sequences (below 1: the parallel form is "
+        f"slower; here from {min(ratios):.2g} to {max(ratios):.2g}). On two CPU cores nothing uses its `O(log T)` "
+        "depth and it does more work, so `impl='auto'` runs the loop on the CPU; on a GPU it is expected to win "
+        "(not measured here):", "", long,
+    ])  # fmt: skip
+
+
 def render_applications(cfg: Config, readme_dir: Path) -> str:
     """One table of every application's headlines (its best model against its best baseline), with the run's
     command, wall time and report, and the notes the runs gave."""
@@ -381,6 +400,7 @@ RENDERERS: dict[str, Callable[[str, Links], str]] = {
     "adding_problem": render_adding_problem,
     "rnn_speed": render_rnn_speed,
     "jacobian_speed": render_jacobian_speed,
+    "cell_speed": render_cell_speed,
 }
 
 

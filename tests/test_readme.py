@@ -31,7 +31,7 @@ def test_readme_quick_start_has_the_main_job_and_the_tests():
 
 # The README's results: the blocks between <!-- results:<name>:begin/end --> come from docs/results/<name>.md.
 RESULTS = README.parent / "docs" / "results"
-NAMES = ("gradient_flow", "adding_problem", "rnn_speed", "jacobian_speed")
+NAMES = ("gradient_flow", "adding_problem", "rnn_speed", "cell_speed", "jacobian_speed")
 
 
 def _reproduce():
