@@ -110,6 +110,7 @@ class RNN:
 
     cell: str | cells.Cell = "lstm"
     hidden_size: int | None = None
+    _: dataclasses.KW_ONLY  # the options by keyword: rj.RNN("gru", 64, num_layers=2)
     num_layers: int = 1
     bidirectional: bool = False
     dropout: float = 0.0
