@@ -35,7 +35,6 @@ import math
 import time
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import optax
 
@@ -126,23 +125,12 @@ def make_model(cfg: Config, cell: str, vocab_size: int) -> rj.models.LanguageMod
     return rj.models.LanguageModel(rj.RNN(cell=cells[cell]()), vocab_size=vocab_size, embed_dim=cfg.embed_dim)
 
 
-def project_params(project) -> optax.GradientTransformation:
-    """The last link of an Optax chain that makes every step end at ``project(params + updates)``: projected
-    gradient descent, in the way of ``optax.keep_params_nonnegative`` (the updates are changed, not the loop)."""
-
-    def update(updates, state, params):
-        new = project(optax.apply_updates(params, updates))
-        return jax.tree.map(jnp.subtract, new, params), state
-
-    return optax.GradientTransformation(lambda params: optax.EmptyState(), update)
-
-
 def optimizer(cfg: Config, cell: str) -> optax.GradientTransformation:
     """Adam on the cosine schedule with clipping; for the IndRNN followed by the paper's clip of ``|u|``."""
     tx = rj.train.optimizer("adam", cfg.learning_rate, clip_norm=cfg.clip_norm, schedule="cosine",
                             total_steps=cfg.steps)  # fmt: skip
     if cell == "indrnn":
-        return optax.chain(tx, project_params(lambda p: rj.cells.constrain_indrnn(p, t_max=cfg.seq_len)))
+        return optax.chain(tx, rj.train.project_params(lambda p: rj.cells.constrain_indrnn(p, t_max=cfg.seq_len)))
     return tx
 
 

@@ -29,7 +29,6 @@ import dataclasses
 import time
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import optax
 
@@ -93,23 +92,12 @@ def make_cell(cfg: Config, cell: str, side: int) -> rj.cells.Cell:
     return rj.cells.make(cell, cfg.hidden_size)
 
 
-def project_params(project) -> optax.GradientTransformation:
-    """The last link of an Optax chain that makes every step end at ``project(params + updates)``: projected
-    gradient descent, in the way of ``optax.keep_params_nonnegative`` (the updates are changed, not the loop)."""
-
-    def update(updates, state, params):
-        new = project(optax.apply_updates(params, updates))
-        return jax.tree.map(jnp.subtract, new, params), state
-
-    return optax.GradientTransformation(lambda params: optax.EmptyState(), update)
-
-
 def optimizer(cfg: Config, model_name: str, side: int) -> optax.GradientTransformation:
     """Adam on the cosine schedule with clipping; for the IndRNN followed by the paper's clip of ``|u|``."""
     tx = rj.train.optimizer("adam", cfg.learning_rate, clip_norm=cfg.clip_norm, schedule="cosine",
                             total_steps=cfg.steps)  # fmt: skip
     if model_name == "indrnn":
-        return optax.chain(tx, project_params(lambda p: rj.cells.constrain_indrnn(p, t_max=side)))
+        return optax.chain(tx, rj.train.project_params(lambda p: rj.cells.constrain_indrnn(p, t_max=side)))
     return tx
 
 

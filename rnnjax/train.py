@@ -49,6 +49,7 @@ __all__ = [
     "make_train_step",
     "optimizer",
     "param_group_norms",
+    "project_params",
 ]
 
 Batch = Any
@@ -71,6 +72,24 @@ class TrainState(NamedTuple):
 class TrainingDiverged(FloatingPointError):
     """A loss, gradient norm, metric, evaluation or the updated state became NaN or infinite; the message
     names the step and the quantity."""
+
+
+def project_params(project: Callable[[Any], Any]) -> optax.GradientTransformation:
+    """The last link of an Optax chain after which every step ends at ``project(params + updates)``: projected
+    gradient descent (e.g. IndRNN's clip of ``|u|``, Li et al. 2018, with ``rj.cells.constrain_indrnn``), in the
+    way of ``optax.keep_params_nonnegative``: the updates change, the training loop does not.
+
+    Example:
+        >>> tx = optax.chain(rj.train.optimizer("adam", 1e-3), project_params(lambda p: constrain(p)))
+    """
+
+    def update(updates: Any, state: Any, params: Any = None) -> tuple[Any, Any]:
+        if params is None:
+            raise ValueError("params: project_params needs the params in tx.update(updates, state, params)")
+        new = project(optax.apply_updates(params, updates))
+        return jax.tree.map(jnp.subtract, new, params), state
+
+    return optax.GradientTransformation(lambda params: optax.EmptyState(), update)
 
 
 def optimizer(

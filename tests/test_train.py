@@ -408,3 +408,18 @@ def test_fit_compiles_its_step_once_for_many_calls(monkeypatch):
     for stop in (2, 4, 6):
         state, _ = rj.train.fit(state, step, data, stop, key=jax.random.key(1), progress=False)
     assert len(traces) == 1
+
+
+def test_project_params_ends_every_step_at_the_projection():
+    """Projected gradient descent: after ``tx.update`` the params are ``project`` of where the plain step would
+    have taken them, and the projection never runs without the params."""
+    params = {"u": jnp.array([0.5, -2.0, 3.0]), "w": jnp.array([1.0])}
+    grads = {"u": jnp.array([-1.0, 1.0, -1.0]), "w": jnp.array([2.0])}
+    clip = lambda p: {"u": jnp.clip(p["u"], -1.0, 1.0), "w": p["w"]}  # noqa: E731
+    plain = optax.sgd(0.5)
+    tx = optax.chain(plain, rj.train.project_params(clip))
+    updates, _ = tx.update(grads, tx.init(params), params)
+    free, _ = plain.update(grads, plain.init(params), params)
+    chex.assert_trees_all_close(optax.apply_updates(params, updates), clip(optax.apply_updates(params, free)))
+    with pytest.raises(ValueError, match="params: project_params needs the params"):
+        tx.update(grads, tx.init(params))
