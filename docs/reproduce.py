@@ -181,7 +181,8 @@ def _upper(text: str) -> str:
 
 
 CELL_NAMES = {"rnn": "the tanh RNN", "irnn": "the IRNN", "lstm": "the LSTM", "lstm_fb0": "the LSTM with forget bias 0",
-              "lstm_fb1": "the LSTM with forget bias 1", "gru": "the GRU"}  # fmt: skip
+              "lstm_fb1": "the LSTM with forget bias 1", "gru": "the GRU", "mingru": "the minGRU",
+              "lru": "the LRU"}  # fmt: skip
 
 
 def _value(cell: str) -> float:
@@ -216,7 +217,8 @@ def render_gradient_flow(report: str, links: Links) -> str:
     unit = 1.0 if 1.0 in c["gains"] else c["gains"][len(c["gains"]) // 2]
     far = max(lag for lag in c["lags"] if lag <= c["length"])
     t_far = max(lag for lag in c["lags"] if lag <= c["train_length"])
-    kept = _join([f"{CELL_NAMES[n]} {at_init[n][f'lag {far}'].split()[0]}" for n in c["cells"]])
+    kept = _join([f"{CELL_NAMES[n]} {at_init[n][f'lag {far}'].split()[0]}" for n in c["cells"]
+                  if at_init[n][f"lag {far}"] != "n/a"])  # fmt: skip
     lines = [f"Its default run, {_ran(env, links, 'experiments/gradient_flow.py')}, and the figures below are "
              f"copies in `{links.figures}/`.", "",
              f"At initialisation (gain {unit:g}, W ~ N(0, {unit**2:g}/h) per gate, T = {c['length']}): "
@@ -246,7 +248,7 @@ def render_gradient_flow(report: str, links: Links) -> str:
         )  # fmt: skip
     gain_heads = [f"{g}" for g in c["gains"]]
     diffs = [abs(_value(v) - float(v.split(" / ")[1])) for row in by_gain.values() for k, v in row.items()
-             if k.startswith("g = ") and not v.startswith("overflow")]  # fmt: skip
+             if k.startswith("g = ") and " / " in v and not v.startswith("overflow")]  # fmt: skip
     crossings = [f"{_crossing(gain_heads, by_gain[n])} for {CELL_NAMES[n]}" for n in ("rnn", "irnn") if n in by_gain]
     lines.append(
         "- **Lyapunov exponents.** The largest exponent is the long-run growth rate of the same products: it lies "
@@ -273,7 +275,25 @@ def render_gradient_flow(report: str, links: Links) -> str:
                  f"{_join([after[n]['fitted rate'] for n in plain])} per step (a gradient from step {t_far} arrives "
                  f"shrunk to {_join([after[n][f'lag {t_far}'].split()[0] for n in plain])}) and score an MSE of "
                  f"{_join([mse(n) for n in plain])}.")  # fmt: skip
+    linear = [n for n in c["cells"] if n in ("mingru", "lru")]
+    if linear:
+        fit, rates = [f"{after[n]['adding MSE']} ({n})" for n in linear], [after[n]["fitted rate"] for n in linear]
+        text += (" The cells linear in their state, trained alike, end with fitted rates of "
+                 f"{_join(rates)} per step and an MSE of {_join(fit)}.")  # fmt: skip
     lines.append(text)
+    tables = rj.experiment.tables_in(report)
+    if linear and len(tables) > 3:  # (d): the measured spectra of the linear cells against their closed form
+        header, _, *rows = [[v.strip() for v in line.strip("|").split("|")] for line in tables[3].splitlines()]
+        rows = [dict(zip(header, r, strict=True)) for r in rows]
+        steps = (c["lyapunov_steps"], 4 * c["lyapunov_steps"])
+        within = [max(float(r[f"max abs difference, {t} steps"]) for r in rows) for t in steps]
+        sums = max(float(r[f"difference of the sums, {t} steps"]) for r in rows for t in steps)
+        lines.append(
+            f"- **Diagonal Jacobians.** For {_join([CELL_NAMES[n] for n in linear])}, the Lyapunov spectrum measured "
+            f"by the QR method meets each unit's mean of `log |a_t|`, sorted, within {within[0]:.2g} over {steps[0]} "
+            f"steps and {within[1]:.2g} over {steps[1]}, at initialisation and after training; the sums of the "
+            f"spectra within {sums:.2g}."
+        )  # fmt: skip
     return "\n".join(lines)
 
 
