@@ -40,7 +40,8 @@ from rnnjax.checks import check_finite_tree, check_key, check_like, check_positi
 from rnnjax.types import Array, Carry, Params, PRNGKey
 
 __all__ = [
-    "Cell", "Linear", "Parts", "Prepared", "Spec", "check_input_size", "check_params", "gate_view", "input_size",
+    "Cell", "Linear", "Parts", "Prepared", "Spec", "check_input_size", "check_params", "gate_view", "gate_views",
+    "input_size",
     "make_cell", "output_of", "params_dtype", "readout", "with_output",
 ]  # fmt: skip
 
@@ -188,10 +189,24 @@ def with_output(cell: Cell, carry: Carry, y: Array) -> Carry:
 def gate_view(params: Any, gates: str, gate: str) -> tuple[Array, Array]:
     """One gate's ``(h, h + i)`` matrix over ``[h_{t-1}, x_t]`` and its bias, from params whose ``U``, ``W``
     and ``b`` stack the blocks of ``gates`` (e.g. ``"fiCo"``) in that order."""
-    h = params.W.shape[-1]
+    h = params.b.shape[-1] // len(gates)
     k = gates.index(gate)
     rows = slice(k * h, (k + 1) * h)
     return jnp.concatenate([params.W[rows], params.U[rows]], axis=1), params.b[rows]
+
+
+def gate_views(gates: str) -> Callable[[type], type]:
+    """A class decorator for params that stack the blocks of ``gates`` in ``U``, ``W`` and ``b``: the views
+    ``W_<g>`` (the gate's matrix over ``[h_{t-1}, x_t]``, :func:`gate_view`) and ``b_<g>`` for each gate ``g``
+    (``gate_views("fiCo")`` gives the LSTM's ``W_f, W_i, W_C, W_o`` and ``b_f, ..., b_o``)."""
+
+    def add(cls: type) -> type:
+        for g in gates:
+            setattr(cls, f"W_{g}", property(lambda self, g=g: gate_view(self, gates, g)[0], doc=f"W_{g} over [h, x]"))
+            setattr(cls, f"b_{g}", property(lambda self, g=g: gate_view(self, gates, g)[1], doc=f"b_{g}"))
+        return cls
+
+    return add
 
 
 @functools.cache

@@ -22,7 +22,7 @@ import jax
 import jax.numpy as jnp
 
 from rnnjax import init as inits
-from rnnjax.cells.base import Cell, Parts, Prepared, gate_view, make_cell
+from rnnjax.cells.base import Cell, Parts, Prepared, gate_views, make_cell
 from rnnjax.cells.rnn import dense_project
 from rnnjax.types import Array, PRNGKey
 
@@ -32,6 +32,7 @@ GATES = "rzn"
 """The order of the gates' blocks in ``U``, ``W`` and ``b``: reset, update, candidate."""
 
 
+@gate_views(GATES)
 class GRUParams(NamedTuple):
     """GRU parameters with the gates stacked in the order r, z, n (as in PyTorch).
 
@@ -44,13 +45,6 @@ class GRUParams(NamedTuple):
     W: Array
     b: Array
     b_hn: Array | None
-
-    W_r = property(lambda self: gate_view(self, GATES, "r")[0])
-    W_z = property(lambda self: gate_view(self, GATES, "z")[0])
-    W_n = property(lambda self: gate_view(self, GATES, "n")[0])
-    b_r = property(lambda self: gate_view(self, GATES, "r")[1])
-    b_z = property(lambda self: gate_view(self, GATES, "z")[1])
-    b_n = property(lambda self: gate_view(self, GATES, "n")[1])
 
 
 @functools.cache

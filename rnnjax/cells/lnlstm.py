@@ -35,7 +35,7 @@ import jax
 import jax.numpy as jnp
 
 from rnnjax import init as inits
-from rnnjax.cells.base import Cell, gate_view, make_cell
+from rnnjax.cells.base import Cell, gate_views, make_cell
 from rnnjax.cells.lstm import GATES, LSTMState, gates
 from rnnjax.checks import check_float
 from rnnjax.types import Array, PRNGKey
@@ -43,6 +43,7 @@ from rnnjax.types import Array, PRNGKey
 __all__ = ["LNLSTMParams", "layer_norm", "ln_lstm"]
 
 
+@gate_views(GATES)
 class LNLSTMParams(NamedTuple):
     """Layer-normalised LSTM parameters, the gates stacked f, i, C, o.
 
@@ -61,15 +62,6 @@ class LNLSTMParams(NamedTuple):
     beta_x: Array
     alpha_c: Array
     beta_c: Array
-
-    W_f = property(lambda self: gate_view(self, GATES, "f")[0])
-    W_i = property(lambda self: gate_view(self, GATES, "i")[0])
-    W_C = property(lambda self: gate_view(self, GATES, "C")[0])
-    W_o = property(lambda self: gate_view(self, GATES, "o")[0])
-    b_f = property(lambda self: gate_view(self, GATES, "f")[1])
-    b_i = property(lambda self: gate_view(self, GATES, "i")[1])
-    b_C = property(lambda self: gate_view(self, GATES, "C")[1])
-    b_o = property(lambda self: gate_view(self, GATES, "o")[1])
 
 
 class _Loop(NamedTuple):

@@ -31,7 +31,7 @@ import jax
 import jax.numpy as jnp
 
 from rnnjax import init as inits
-from rnnjax.cells.base import Cell, Parts, Prepared, gate_view, make_cell
+from rnnjax.cells.base import Cell, Parts, Prepared, gate_views, make_cell
 from rnnjax.cells.rnn import dense_prepare, dense_project
 from rnnjax.checks import check_float, check_nonnegative_int
 from rnnjax.types import Array, PRNGKey
@@ -42,6 +42,7 @@ GATES = "fiCo"
 """The order of the gates' blocks in ``U``, ``W`` and ``b``: forget, input, candidate, output."""
 
 
+@gate_views(GATES)
 class LSTMParams(NamedTuple):
     """LSTM parameters with the gates stacked in the order f, i, C, o.
 
@@ -54,23 +55,8 @@ class LSTMParams(NamedTuple):
     W: Array
     b: Array
 
-    W_f = property(lambda self: gate_view(self, GATES, "f")[0])
-    W_i = property(lambda self: gate_view(self, GATES, "i")[0])
-    W_C = property(lambda self: gate_view(self, GATES, "C")[0])
-    W_o = property(lambda self: gate_view(self, GATES, "o")[0])
-    b_f = property(lambda self: gate_view(self, GATES, "f")[1])
-    b_i = property(lambda self: gate_view(self, GATES, "i")[1])
-    b_C = property(lambda self: gate_view(self, GATES, "C")[1])
-    b_o = property(lambda self: gate_view(self, GATES, "o")[1])
 
-
-def _projected_view(params: Any, gate: str) -> tuple[Array, Array]:
-    """One gate's ``(h, p + i)`` matrix over ``[h_{t-1}, x_t]`` and its bias, ``h`` read from ``b``."""
-    h = params.b.shape[-1] // len(GATES)
-    rows = slice(GATES.index(gate) * h, (GATES.index(gate) + 1) * h)
-    return jnp.concatenate([params.W[rows], params.U[rows]], axis=1), params.b[rows]
-
-
+@gate_views(GATES)
 class ProjectedLSTMParams(NamedTuple):
     """Parameters of the LSTM with a projection (``proj_size = p > 0``), the gates stacked f, i, C, o.
 
@@ -82,15 +68,6 @@ class ProjectedLSTMParams(NamedTuple):
     W: Array
     b: Array
     W_hr: Array
-
-    W_f = property(lambda self: _projected_view(self, "f")[0])
-    W_i = property(lambda self: _projected_view(self, "i")[0])
-    W_C = property(lambda self: _projected_view(self, "C")[0])
-    W_o = property(lambda self: _projected_view(self, "o")[0])
-    b_f = property(lambda self: _projected_view(self, "f")[1])
-    b_i = property(lambda self: _projected_view(self, "i")[1])
-    b_C = property(lambda self: _projected_view(self, "C")[1])
-    b_o = property(lambda self: _projected_view(self, "o")[1])
 
 
 class LSTMState(NamedTuple):
