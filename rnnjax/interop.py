@@ -189,13 +189,12 @@ def to_torch(net: RNN, params: NetParams) -> Any:
     ``proj_size = p`` becomes ``torch.nn.LSTM(hidden_size=h, proj_size=p)`` with ``weight_hr = W_hr``. A cell
     that PyTorch does not have (see :data:`CONVERTS`) raises a ValueError naming it.
     """
-    import torch
-
     if not isinstance(net, RNN):
         raise ValueError(f"net: expected an rj.RNN, got {_what(net)}")
     kind = _cell_kind(net.step_cell, "net", "PyTorch")
     net.check_plain("PyTorch")
     net._check_params(params)
+    import torch  # after the checks: a cell torch lacks is refused without torch installed
     cell = net.step_cell
     dtypes = {str(jnp.result_type(p)) for p in jax.tree.leaves(params)}
     if len(dtypes) != 1 or not dtypes <= set(_DTYPES):
