@@ -211,7 +211,7 @@ def test_bad_options_raise(kwargs, match):
 
 def test_bad_params_raise(getkey):
     cell = indrnn(H)
-    with pytest.raises(ValueError, match="params: expected IndRNNParams .*indrnn's init.*got RNNParams"):
+    with pytest.raises(ValueError, match="params: expected IndRNNParams, got RNNParams .*indrnn.s init"):
         rj.unroll(cell, rj.cells.rnn(H).init(getkey(), I), jnp.ones((B, T, I)))
     params = cell.init(getkey(), I)
     with pytest.raises(ValueError, match=r"params.u: expected shape \(6,\) for indrnn\(hidden_size=6\)"):
