@@ -30,6 +30,7 @@ from rnnjax import (
     models,
     plots,
     runlog,
+    runs,
     train,
 )
 from rnnjax.cells import Cell
@@ -57,6 +58,7 @@ __all__ = [
     "models",
     "plots",
     "runlog",
+    "runs",
     "train",
     "unroll",
 ]

@@ -141,3 +141,20 @@ class Checkpoints:
                 f"{type(e).__name__}: {e}"
             ) from e
         return restored.state, dict(restored.config or {})
+
+    def restore_raw(self, step: int) -> tuple[Any, dict[str, Any]]:
+        """The state saved at ``step`` as orbax reads it without a template (NamedTuples as dicts by field
+        name, tuples as lists), and its config; :func:`rnnjax.runs.restore_params` picks the params out.
+
+        Raises:
+            CheckpointError: no such step, or it cannot be read.
+        """
+        step = _check_step(step)
+        if step not in self.steps:
+            raise CheckpointError(f"no checkpoint for step {step} in {self.directory}; saved steps: {self.steps}")
+        args = ocp.args.Composite(state=ocp.args.StandardRestore(), config=ocp.args.JsonRestore())
+        try:
+            restored = self._manager.restore(step, args=args)
+        except Exception as e:  # orbax raises many types; the message keeps its cause
+            raise CheckpointError(f"checkpoint {self.directory / str(step)} could not be read: {type(e).__name__}: {e}") from e
+        return restored.state, dict(restored.config or {})

@@ -40,9 +40,11 @@ import optax
 import tyro
 
 __all__ = [
+    "Classic",
     "Headline",
     "Trained",
     "block",
+    "classics_in",
     "cli",
     "environment",
     "git_commit",
@@ -225,6 +227,49 @@ def headlines_in(report: str) -> list[dict[str, str]]:
     return [dict(zip(header, row, strict=True)) for row in rows]
 
 
+@dataclasses.dataclass(frozen=True)
+class Classic:
+    """One classic result reproduced: what the source reports beside what this run measured.
+
+    ``docs/reproduce.py`` gathers the classics of every report into the README's classic-results table,
+    with the command and the run's wall time.
+    """
+
+    result: str
+    """What the source showed, in a few words (``"copy task T = 100: LSTM stays at the memoryless baseline"``)."""
+    source: str
+    """Who, where (``"Arjovsky, Shah & Bengio 2016, fig. 1"``)."""
+    published: str
+    """The source's figure or number (``"cross-entropy 0.17 = baseline after 2,000 steps"``)."""
+    ours: str
+    """This run's figure, computed from the run (``"0.1695 (baseline 0.1733)"``)."""
+    agrees: str
+    """``"yes"``, ``"partly"`` or ``"no"``: whether ours shows what the source showed."""
+    note: str = ""
+    """Why ours differs where it does (budget, data, model size), or what to read into the agreement."""
+
+    def __post_init__(self) -> None:
+        if self.agrees not in ("yes", "partly", "no"):
+            raise ValueError(f"agrees: expected 'yes', 'partly' or 'no', got {self.agrees!r}")
+
+
+CLASSIC_COLUMNS = ("result", "source", "published", "ours", "agrees", "note")
+
+
+def _classic_table(classics: Sequence[Classic]) -> str:
+    rows = [[str(getattr(c, name)).replace("|", "/").replace("\n", " ") for name in CLASSIC_COLUMNS] for c in classics]
+    return markdown_table(CLASSIC_COLUMNS, rows)
+
+
+def classics_in(report: str) -> list[dict[str, str]]:
+    """The rows of a ``report.md``'s ``## Classic results`` table (``{column: cell}``; see :class:`Classic`)."""
+    tables = tables_in(_section(report, "Classic results"))
+    if not tables:
+        return []
+    header, _, *rows = [[c.strip() for c in line.strip().strip("|").split("|")] for line in tables[0].splitlines()]
+    return [dict(zip(header, row, strict=True)) for row in rows]
+
+
 def write_report(
     run_dir: str | Path,
     title: str,
@@ -233,9 +278,10 @@ def write_report(
     seconds: float,
     env: dict[str, Any] | None = None,
     headlines: Sequence[Headline] = (),
+    classics: Sequence[Classic] = (),
 ) -> Path:
-    """``report.md``: the title, the ``## Headline`` table (when there are ``headlines``), the body
-    (results), then the environment with the run's wall time (``seconds``), and the config from
+    """``report.md``: the title, the ``## Headline`` table (when there are ``headlines``), the ``## Classic
+    results`` table (when there are ``classics``), the body (results), then the environment with the run's wall time (``seconds``), and the config from
     ``config.json`` (:func:`start_run`) when there is one.
 
     ``env`` replaces :func:`environment` (a benchmark adds its own entries)."""
@@ -243,7 +289,11 @@ def write_report(
     env = {**(environment() if env is None else env), "wall_time_s": f"{seconds:.1f}"}
     lines = [f"# {title}", ""]
     if headlines:
-        lines += ["## Headline", "", _headline_table(headlines), "", "## Results", ""]
+        lines += ["## Headline", "", _headline_table(headlines), ""]
+    if classics:
+        lines += ["## Classic results", "", _classic_table(classics), ""]
+    if headlines or classics:
+        lines += ["## Results", ""]
     lines += [body.strip(), "", "## Environment", ""]
     lines += [f"- {k}: `{v}`" for k, v in env.items()]
     config = run_dir / "config.json"
@@ -290,6 +340,8 @@ def train_model(
     eval_every: int = 0,
     progress: bool = True,
     config: Any = None,
+    model: Any = None,
+    probe: dict[str, Any] | None = None,
 ) -> Trained:
     """Trains one named model of an experiment with :func:`rnnjax.train.fit`, logging to ``run_dir/name/``.
 
@@ -305,6 +357,8 @@ def train_model(
         eval_fn, eval_every: as in :func:`rnnjax.train.fit`.
         progress: show a progress bar.
         config: the experiment's config (a dataclass), logged with the run.
+        model, probe: the model and a few of its inputs, saved for ``python -m rnnjax.analyse`` (see
+            :func:`rnnjax.train.fit`).
 
     Returns:
         the trained parameters, the history and the wall time of the training.
@@ -316,6 +370,7 @@ def train_model(
         train.TrainState.create(params, tx), train.make_train_step(loss_fn, tx), data, steps, key=key,
         run_dir=Path(run_dir) / name, eval_fn=eval_fn, eval_every=eval_every, progress=progress, description=name,
         config=dataclasses.asdict(config) if dataclasses.is_dataclass(config) else config, overwrite=True,
+        model=model, probe=probe,
     )  # fmt: skip
     return Trained(name, state.params, history, time.perf_counter() - start)
 

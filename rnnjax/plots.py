@@ -21,6 +21,7 @@ __all__ = [
     "smooth",
     "spectra",
     "surface",
+    "sweep",
 ]
 
 # Figures are built with matplotlib's object API, not pyplot: no backend or window is needed, so
@@ -159,6 +160,42 @@ def lines(
     ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
+def sweep(
+    results: Mapping[str, tuple[np.ndarray, np.ndarray]],
+    path: str | Path,
+    *,
+    xlabel: str,
+    ylabel: str,
+    title: str = "",
+    baselines: Mapping[str, float | tuple[np.ndarray, np.ndarray]] | None = None,
+    log_x: bool = False,
+    log_y: bool = False,
+) -> Path:
+    """A sweep: one final metric against a swept setting (the sequence length T) per model, each model's own
+    ``(x, y)`` points, and the baselines as black lines: a number is a level, ``(x, y)`` a curve (the copy
+    task's memoryless cross-entropy falls with T)."""
+    fig = Figure(figsize=(6.4, 4.0))
+    ax = fig.subplots()
+    for i, (name, (x, y)) in enumerate(results.items()):
+        ax.plot(x, y, "o-", color=f"C{i % 10}", ls="-" if i < 10 else "--", ms=3.5, label=name)
+    for j, (name, level) in enumerate((baselines or {}).items()):
+        style = ("-", "--", ":", "-.")[j % 4]
+        if isinstance(level, tuple):
+            ax.plot(*level, color="k", lw=1.0, ls=style, label=name)
+        else:
+            ax.axhline(float(level), color="k", lw=1.0, ls=style, label=name)
+    if log_x:
+        ax.set_xscale("log")
+    if log_y:
+        ax.set_yscale("log")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, ncol=2)
     return _save(fig, path)
 
 

@@ -32,7 +32,7 @@ import numpy as np
 import optax
 from tqdm import tqdm
 
-from rnnjax import runlog
+from rnnjax import runlog, runs
 from rnnjax.checkpoint import CheckpointError, Checkpoints
 from rnnjax.checks import check_key, check_nonnegative_int, check_positive_int, describe
 from rnnjax.runlog import RunDirLocked
@@ -293,6 +293,8 @@ def fit(
     progress: bool = True,
     description: str = "train",
     log_every: int = 10,
+    model: Any = None,
+    probe: dict[str, Any] | None = None,
 ) -> tuple[TrainState, list[dict[str, Any]]]:
     """Trains until ``state.step == num_steps``, logging every step.
 
@@ -329,6 +331,12 @@ def fit(
         log_every: steps between fetches of the metrics from the device (1: every step, which makes
             the host wait for each step); every step is still logged. Also at every evaluation,
             checkpoint and the last step.
+        model: the model whose params ``state.params`` are (any of :mod:`rnnjax.models` or an
+            ``rj.RNN``): its definition is written to ``run_dir/model.json`` before training, so that
+            ``rj.runs.load_run(run_dir)`` and ``python -m rnnjax.analyse run_dir`` rebuild it (needs
+            ``run_dir``).
+        probe: a few inputs of ``model``, keyword arguments of ``model.apply`` (``{"xs": xs}``), kept in
+            ``run_dir/probe.npz`` for the analysis to drive the trained network with (needs ``model``).
 
     Returns:
         The final state and the log records of this run (after a resume: the earlier records
@@ -346,6 +354,10 @@ def fit(
     """
     _check_fit_args(train_step, data, num_steps, key, eval_fn, eval_every, checkpoint_every, keep, run_dir, resume,
                     overwrite, log_every)  # fmt: skip
+    if model is not None and run_dir is None:
+        raise ValueError("run_dir: expected a directory to save the model's definition in (model=), got None")
+    if probe is not None and model is None:
+        raise ValueError("model: expected the model that probe= is an input of, got None")
     run_dir = None if run_dir is None else Path(run_dir)
     config = json.loads(json.dumps(config or {}))  # what JSON gives back, to compare on resume
     history: list[dict[str, Any]] = []
@@ -361,6 +373,8 @@ def fit(
                     f"config: the checkpoint in {ckpt.directory} was saved with other values of {changed}"
                 )
             history = [r for r in history if r["step"] <= int(state.step)]
+        if model is not None:
+            runs.save_definition(run_dir, model, state.params, probe)
         start = int(state.step)
         if num_steps < start:
             where = f"the step of the checkpoint in {ckpt.directory}" if resume else "state.step"
