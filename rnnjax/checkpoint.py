@@ -156,5 +156,7 @@ class Checkpoints:
         try:
             restored = self._manager.restore(step, args=args)
         except Exception as e:  # orbax raises many types; the message keeps its cause
-            raise CheckpointError(f"checkpoint {self.directory / str(step)} could not be read: {type(e).__name__}: {e}") from e
+            raise CheckpointError(
+                f"checkpoint {self.directory / str(step)} could not be read: {type(e).__name__}: {e}"
+            ) from e
         return restored.state, dict(restored.config or {})

@@ -281,8 +281,8 @@ def write_report(
     classics: Sequence[Classic] = (),
 ) -> Path:
     """``report.md``: the title, the ``## Headline`` table (when there are ``headlines``), the ``## Classic
-    results`` table (when there are ``classics``), the body (results), then the environment with the run's wall time (``seconds``), and the config from
-    ``config.json`` (:func:`start_run`) when there is one.
+    results`` table (when there are ``classics``), the body (results), then the environment with the run's
+    wall time (``seconds``), and the config from ``config.json`` (:func:`start_run`) when there is one.
 
     ``env`` replaces :func:`environment` (a benchmark adds its own entries)."""
     run_dir = Path(run_dir)

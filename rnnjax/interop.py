@@ -195,6 +195,7 @@ def to_torch(net: RNN, params: NetParams) -> Any:
     net.check_plain("PyTorch")
     net._check_params(params)
     import torch  # after the checks: a cell torch lacks is refused without torch installed
+
     cell = net.step_cell
     dtypes = {str(jnp.result_type(p)) for p in jax.tree.leaves(params)}
     if len(dtypes) != 1 or not dtypes <= set(_DTYPES):

@@ -54,7 +54,9 @@ def check_probe(model: Any, params: Any, probe: Any) -> dict[str, np.ndarray]:
         ValueError: not a dict of arrays, or ``model.apply`` does not take them.
     """
     if not isinstance(probe, dict) or not probe or not all(isinstance(k, str) for k in probe):
-        raise ValueError(f"probe: expected a dict of model.apply's inputs by name ({{'xs': xs}}), got {describe(probe)}")
+        raise ValueError(
+            f"probe: expected a dict of model.apply's inputs by name ({{'xs': xs}}), got {describe(probe)}"
+        )
     arrays = {k: np.asarray(v) for k, v in probe.items() if v is not None}
     try:
         jax.eval_shape(lambda p, kw: model.apply(p, **kw), params, arrays)

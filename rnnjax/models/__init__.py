@@ -19,8 +19,8 @@ losses in :mod:`rnnjax.losses` apply ``g``. Token inputs are embedded by a table
 JSON and read it back: what ``fit(model=...)`` saves beside its checkpoints.
 """
 
-from rnnjax.models.definition import MODELS, from_config, init_args, to_config
 from rnnjax.models.conditional import OneToMany, OneToManyParams, Seq2Seq, Seq2SeqParams, shift_right
+from rnnjax.models.definition import MODELS, from_config, init_args, to_config
 from rnnjax.models.layers import Dense, check_tokens, dense, dense_init, last_hidden
 from rnnjax.models.sequence import FeedForward, LanguageModel, ManyToMany, ManyToOne, SequenceParams
 

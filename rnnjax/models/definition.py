@@ -134,7 +134,9 @@ def init_args(model: Any, params: Any) -> tuple[int, ...]:
         args = () if model.vocab_size is not None else (_net_input_size(model.rnn, params.rnn),)
     elif isinstance(model, OneToMany):
         by_state = params.condition is not None
-        args = (int(params.condition.V.shape[1]) if by_state else _net_input_size(model.rnn, params.rnn) - model.embed_dim,)
+        args = (
+            int(params.condition.V.shape[1]) if by_state else _net_input_size(model.rnn, params.rnn) - model.embed_dim,
+        )
     elif isinstance(model, Seq2Seq):
         args = ()
     else:
