@@ -1,4 +1,4 @@
-"""Figures shared by experiments and notebooks (matplotlib, written to PNG)."""
+"""Curves, heatmaps, spectra and the figures of the applications (matplotlib, written to PNG)."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ __all__ = [
     "loss_curves",
     "norms_by_lag",
     "piano_roll",
+    "save",
     "smooth",
     "spectra",
     "surface",
@@ -81,10 +82,11 @@ def loss_curves(
     ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, ncol=2)
-    return _save(fig, path)
+    return save(fig, path)
 
 
-def _save(fig: Figure, path: str | Path) -> Path:
+def save(fig: Figure, path: str | Path) -> Path:
+    """Writes ``fig`` to ``path`` (PNG, 120 dpi, tight layout) and returns the path."""
     fig.tight_layout()
     path = Path(path)
     fig.savefig(path, dpi=120)
@@ -114,7 +116,7 @@ def norms_by_lag(
     ax.set_title(title)
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=7, ncol=2)
-    return _save(fig, path)
+    return save(fig, path)
 
 
 def heatmap(
@@ -132,7 +134,7 @@ def heatmap(
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.set_title(title)
-    return _save(fig, path)
+    return save(fig, path)
 
 
 def lines(
@@ -160,7 +162,7 @@ def lines(
     ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    return _save(fig, path)
+    return save(fig, path)
 
 
 def sweep(
@@ -196,7 +198,7 @@ def sweep(
     ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, ncol=2)
-    return _save(fig, path)
+    return save(fig, path)
 
 
 def gate_heatmaps(
@@ -219,7 +221,7 @@ def gate_heatmaps(
             ax.axvline(m, color="w", lw=1, ls=":")
     axes[-1].set_xlabel("time step")
     axes[0].set_title(title)
-    return _save(fig, path)
+    return save(fig, path)
 
 
 def surface(
@@ -239,7 +241,7 @@ def surface(
     fig.colorbar(image, ax=ax2, label=zlabel)
     ax2.set_xlabel(xlabel)
     ax2.set_ylabel(ylabel)
-    return _save(fig, path)
+    return save(fig, path)
 
 
 def spectra(
@@ -256,7 +258,7 @@ def spectra(
     ax.set_title(title)
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=8)
-    return _save(fig, path)
+    return save(fig, path)
 
 
 def confusion_matrix(
@@ -284,7 +286,7 @@ def confusion_matrix(
     ax.set_ylabel("true")
     ax.set_title(title or f"accuracy {np.trace(counts) / max(counts.sum(), 1):.3f}")
     fig.colorbar(im, ax=ax, fraction=0.046)
-    return _save(fig, path)
+    return save(fig, path)
 
 
 def forecasts(
@@ -310,7 +312,7 @@ def forecasts(
     ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, ncol=2)
-    return _save(fig, path)
+    return save(fig, path)
 
 
 def image_captions(images: np.ndarray, captions: list[str], path: str | Path, *, columns: int = 8) -> Path:
@@ -330,7 +332,7 @@ def image_captions(images: np.ndarray, captions: list[str], path: str | Path, *,
     for ax, image, caption in zip(axes, images, captions, strict=False):
         ax.imshow(image, cmap="gray_r")
         ax.set_title(caption, fontsize=7)
-    return _save(fig, path)
+    return save(fig, path)
 
 
 def piano_roll(
@@ -346,4 +348,4 @@ def piano_roll(
     ax.set_xlabel("beat")
     ax.set_ylabel("MIDI pitch")
     ax.set_title(title)
-    return _save(fig, path)
+    return save(fig, path)
