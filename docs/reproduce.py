@@ -1,8 +1,8 @@
 """Regenerates every table and figure of the README: one command.
 
 It runs the default experiments (``experiments/gradient_flow.py``, ``experiments/adding_problem.py``), the
-benchmarks (``benchmarks/rnn_speed.py``, ``benchmarks/cell_speed.py``, ``benchmarks/jacobian_speed.py``) and the
-applications, each ``main(Config())`` with its defaults, into ``runs/<name>/``; copies each ``report.md`` to
+benchmarks (``benchmarks/rnn_speed.py``, ``benchmarks/cell_speed.py``, ``benchmarks/jacobian_speed.py``), the
+applications and the classic results (long-range benchmarks and dynamics studies), each ``main(Config())`` with its defaults, into ``runs/<name>/``; copies each ``report.md`` to
 ``docs/results/<name>.md`` (image links pointed at the copies) and its figures to ``docs/figures/<name>/``; then
 rewrites the README's result blocks, between ``<!-- results:<name>:begin -->`` and ``<!-- results:<name>:end -->``,
 from those committed reports: the tables verbatim, the wall time and every number in the prose read from them.
@@ -45,6 +45,17 @@ APPLICATIONS = {
 }
 """The applications on real data, by script name, with their title in the README's results table; together
 they make one README block, ``applications``, written from the headlines of their reports."""
+CLASSICS = {
+    "copy_task": ("Copy task", "sweep.png"),
+    "temporal_order": ("Temporal order", "sweep.png"),
+    "adding_problem": ("Adding problem", "sweep.png"),
+    "pixel_digits": ("Pixel-by-pixel digits", "accuracy.png"),
+    "flip_flop": ("3-bit flip-flop", "fixed_points_gru.png"),
+    "flossing": ("Gradient flossing", "lyapunov_training.png"),
+    "isometry": ("Dynamical isometry", "spread.png"),
+}
+"""The long-range benchmarks and the dynamics studies, by script name, with their title and the figure the README
+shows; together they make one README block, ``classics``, written from the Classic results of their reports."""
 SCRIPTS = {
     "gradient_flow": "experiments",
     "adding_problem": "experiments",
@@ -52,6 +63,7 @@ SCRIPTS = {
     "jacobian_speed": "benchmarks",
     "cell_speed": "benchmarks",
     **dict.fromkeys(APPLICATIONS, "experiments"),
+    **dict.fromkeys(CLASSICS, "experiments"),
 }
 """Each run of the README, by name, and the folder of its script (``<folder>/<name>.py``)."""
 
@@ -62,8 +74,10 @@ class Config:
 
     only: tuple[str, ...] = tuple(SCRIPTS)
     """The runs to redo and the README blocks to rewrite: gradient_flow, adding_problem, rnn_speed,
-    jacobian_speed, and the applications (char_lm, sentiment, time_series, sequential_images, captioning,
-    translation, music, speech_digits; any of them rewrites the one applications block)."""
+    jacobian_speed, cell_speed, the applications (char_lm, sentiment, time_series, sequential_images, captioning,
+    translation, music, speech_digits; any of them rewrites the one applications block) and the classic results
+    (copy_task, temporal_order, adding_problem, pixel_digits, flip_flop, flossing, isometry; any of them rewrites
+    the one classics block)."""
     from_reports: bool = False
     """Run nothing: rewrite the README's blocks from the reports already in results_dir."""
     tiny: bool = False
@@ -121,7 +135,8 @@ def rewrite_readme(names: tuple[str, ...], cfg: Config) -> None:
     """Rewrites the README's block of each name from ``<results_dir>/<name>.md``."""
     readme = Path(cfg.readme)
     text = readme.read_text()
-    blocks = [n for n in names if n not in APPLICATIONS] + ["applications"] * any(n in APPLICATIONS for n in names)
+    blocks = [n for n in names if n in RENDERERS]
+    blocks += ["applications"] * any(n in APPLICATIONS for n in names) + ["classics"] * any(n in CLASSICS for n in names)
     for name in blocks:
         text = rj.experiment.replace_block(text, name, render(name, cfg))
     readme.write_text(text)
@@ -133,6 +148,8 @@ def render(name: str, cfg: Config) -> str:
     readme_dir = Path(cfg.readme).parent
     if name == "applications":
         return _wrap(render_applications(cfg, readme_dir))
+    if name == "classics":
+        return _wrap(render_classics(cfg, readme_dir))
     report = Path(cfg.results_dir) / f"{name}.md"
     links = Links(
         report=Path(os.path.relpath(report, readme_dir)).as_posix(),
@@ -413,6 +430,39 @@ def render_applications(cfg: Config, readme_dir: Path) -> str:
              "baseline, both measured on the same split in the same run (the report links to every model and "
              "baseline, the figures and the config).", "", table]  # fmt: skip
     return "\n".join([*lines, "", *notes] if notes else lines)
+
+
+def render_classics(cfg: Config, readme_dir: Path) -> str:
+    """One table of every Classic result of the long-range and dynamics runs (the source's figure beside ours), with
+    the run's command and wall time, the notes below it and each run's main figure."""
+    rows, notes, figures, cpus = [], [], [], set()
+    for name, (title, figure) in CLASSICS.items():
+        path = Path(cfg.results_dir) / f"{name}.md"
+        if not path.exists():
+            raise FileNotFoundError(f"{path}: no kept report of {name}; run python docs/reproduce.py --only {name}")
+        report = path.read_text()
+        env, _ = rj.experiment.report_facts(report)
+        cpus.add(f"{env['cpu_count']} CPU cores ({env['cpu']})")
+        link = Path(os.path.relpath(path, readme_dir)).as_posix()
+        classics = rj.experiment.classics_in(report)
+        if not classics:
+            raise ValueError(f"{path}: no Classic results table")
+        for i, c in enumerate(classics):
+            first = i == 0
+            rows.append([f"[{title}]({link})" if first else "", c["result"], c["source"], c["published"], c["ours"],
+                         c["agrees"], f"`python experiments/{name}.py`" if first else "",
+                         f"{float(env['wall_time_s']):.0f} s" if first else ""])  # fmt: skip
+            if c.get("note"):
+                notes.append(f"- {title}, {c['result']}: {c['note']}")
+        picture = Path(os.path.relpath(Path(cfg.figures_dir) / name / figure, readme_dir)).as_posix()
+        figures.append(f"![{title}]({picture})")
+    table = rj.experiment.markdown_table(
+        ["run", "result", "source", "published", "ours", "agrees", "command", "wall time"], rows
+    )
+    lines = [f"The default runs on {_join(sorted(cpus))}, each in its own process; `ours` is computed by the run "
+             "and `agrees` says whether it shows what the source showed (the notes say where and why it differs).",
+             "", table, "", *notes, "", *figures]  # fmt: skip
+    return "\n".join(lines)
 
 
 RENDERERS: dict[str, Callable[[str, Links], str]] = {
