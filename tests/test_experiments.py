@@ -19,43 +19,6 @@ def runs(tmp_path, monkeypatch):
     return tmp_path
 
 
-def test_adding_problem_tiny(runs, load_script):
-    mod = load_script("experiments", "adding_problem")
-    tiny = dict(tiny=True, progress=False)
-    out = mod.main(mod.Config(**tiny, name="tiny"))
-    run = runs / "tiny"
-    assert out["run_dir"] == run
-    for name in ("config.json", "metrics.jsonl", "loss_curves.png", "report.md"):
-        assert (run / name).stat().st_size > 0, name
-    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
-    assert {r["cell"] for r in records} == {"rnn", "irnn", "lstm", "gru"}
-    assert len(records) == 4 * 4
-    report = (run / "report.md").read_text()
-    assert "0.1667" in report and "| lstm |" in report and "git_commit" in report
-    env, config = rj.experiment.report_facts(report)
-    assert float(env["wall_time_s"]) > 0 and config["length"] == 10 and config["tiny"]
-    assert json.loads((run / "config.json").read_text())["config"]["length"] == 10
-
-    # Truncated BPTT with k = T is full BPTT: the same losses step by step.
-    mod.main(mod.Config(**tiny, cells=("lstm",), tbptt=10, name="tiny_k"))
-    full = [r["loss"] for r in records if r["cell"] == "lstm"]
-    trunc = [json.loads(line)["loss"] for line in (runs / "tiny_k" / "metrics.jsonl").read_text().splitlines()]
-    assert trunc == pytest.approx(full, rel=1e-5)
-
-
-def test_adding_problem_cli_parses_the_config(load_script):
-    mod = load_script("experiments", "adding_problem")
-
-    cfg = rj.experiment.parse_config(mod.Config, ["--length", "50", "--cells", "lstm", "gru", "--tbptt", "10",
-                                                  "--no-progress"])  # fmt: skip
-    assert (cfg.length, cfg.cells, cfg.tbptt, cfg.progress) == (50, ("lstm", "gru"), 10, False)
-    assert rj.experiment.parse_config(mod.Config, ["--tbptt", "None"]).tbptt is None
-    with pytest.raises(SystemExit):  # tyro prints what it expected
-        rj.experiment.parse_config(mod.Config, ["--tbptt", "ten"])
-    with pytest.raises(SystemExit):
-        rj.experiment.parse_config(mod.Config, ["--no-such-flag"])
-
-
 def test_cli_help_comes_from_the_field_docstrings(load_script, capsys):
     mod = load_script("experiments", "gradient_flow")
     with pytest.raises(SystemExit):
