@@ -1,4 +1,5 @@
-"""What ``rj.train.fit`` costs over a bare jitted loop: steps per second of both, measured in one run.
+"""What ``rj.train.fit`` costs over a bare jitted loop, and what its Lyapunov monitor costs over ``fit``: steps per
+second of the three, measured in one run.
 
 Both train the same model on the same batches with the same jitted step: the bare loop calls it and waits
 once at the end; ``fit`` adds its NaN guard (an on-device finiteness check of the updated state), the
@@ -6,10 +7,16 @@ transfer of the metrics every ``log_every`` steps, the strict-JSON log and the p
 The two take turns, round after round, and the median of each is compared: the ratio is
 ``fit / bare`` steps per second (1.0: no overhead; the goal is at least 0.95 on the CPU).
 
+The third side is ``fit`` with ``monitor=rj.analysis.lyapunov_monitor(...)`` every ``monitor_every`` steps: the
+``monitor_k`` largest Lyapunov exponents of the trained network driven by ``monitor_batch`` fixed sequences of the
+task (Vogt et al. 2022), logged beside the loss. Its ratio ``monitored / fit`` (steps per second) is the cost
+of leaving the monitor on.
+
 Run::
 
     python benchmarks/fit_overhead.py                    # the adding problem's LSTM, writes runs/fit_overhead/
     python benchmarks/fit_overhead.py --log-every 1      # the host waits for every step
+    python benchmarks/fit_overhead.py --monitor-every 10  # the Lyapunov monitor ten times as often
     python benchmarks/fit_overhead.py --tiny             # seconds
 """
 
@@ -22,9 +29,11 @@ import tempfile
 import time
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 import rnnjax as rj
+from rnnjax.analysis.monitor import lyapunov_monitor
 from rnnjax.data import adding_problem
 
 
@@ -49,6 +58,12 @@ class Config:
     """fit's log_every: steps between transfers of the metrics from the device."""
     run_dir: bool = True
     """Give fit a run directory (the strict-JSON log on disk), as the experiments do."""
+    monitor_every: int = 100
+    """The monitored side: fit's monitor_every, steps between measurements of the Lyapunov exponents."""
+    monitor_k: int = 3
+    """Exponents the monitor measures (the largest k)."""
+    monitor_batch: int = 8
+    """Sequences of the task (of the same length T) that drive the network while the monitor measures."""
     tiny: bool = False
     """Smoke test: a tiny model, few steps, one round (seconds)."""
     seed: int = 0
@@ -59,7 +74,7 @@ class Config:
     """Where run folders go (None: $RNNJAX_RUNS, else runs/ under the current directory)."""
 
 
-TINY = dict(hidden_size=4, length=5, batch_size=2, steps=12, rounds=1)
+TINY = dict(hidden_size=4, length=5, batch_size=2, steps=12, rounds=1, monitor_every=6, monitor_k=2, monitor_batch=2)
 
 
 def main(cfg: Config) -> dict[str, float]:
@@ -82,6 +97,8 @@ def main(cfg: Config) -> dict[str, float]:
                for s in range(cfg.steps)]  # fmt: skip
     data = batches.__getitem__  # made before the clock starts: both sides time training, not data
     bare_step = jax.jit(train_step)
+    probe = jnp.asarray(adding_problem(np.random.default_rng([cfg.seed, 2**31]), cfg.monitor_batch, cfg.length)[0])
+    monitor = lyapunov_monitor(lambda p: (model.rnn, p.rnn), probe, k=cfg.monitor_k)
 
     def bare() -> None:
         state = state0
@@ -89,15 +106,20 @@ def main(cfg: Config) -> dict[str, float]:
             state, _ = bare_step(state, data(s), jax.random.fold_in(key, s))
         jax.block_until_ready(state)
 
-    def fit() -> None:
+    def fit(**options) -> None:
         with tempfile.TemporaryDirectory() as tmp:
             state, _ = rj.train.fit(
                 state0, train_step, data, cfg.steps, key=key, run_dir=tmp if cfg.run_dir else None,
-                progress=False, log_every=cfg.log_every,
+                progress=False, log_every=cfg.log_every, **options,
             )  # fmt: skip
             jax.block_until_ready(state)
 
-    sides = {"bare jitted loop": bare, "rj.train.fit": fit}
+    monitored = f"fit + Lyapunov monitor (k = {cfg.monitor_k}, every {cfg.monitor_every})"
+    sides = {
+        "bare jitted loop": bare,
+        "rj.train.fit": fit,
+        monitored: lambda: fit(monitor=monitor, monitor_every=cfg.monitor_every),
+    }
     times: dict[str, list[float]] = {name: [] for name in sides}
     for name, run in sides.items():  # warm-up: compile both
         run()
@@ -108,20 +130,23 @@ def main(cfg: Config) -> dict[str, float]:
             times[name].append(time.perf_counter() - t0)
     rates = {name: cfg.steps / statistics.median(t) for name, t in times.items()}
     ratio = rates["rj.train.fit"] / rates["bare jitted loop"]
+    monitor_ratio = rates[monitored] / rates["rj.train.fit"]
     rows = [[name, f"{rates[name]:.1f}", f"{cfg.steps / min(t):.1f}", f"{cfg.steps / max(t):.1f}"]
             for name, t in times.items()]  # fmt: skip
     table = rj.experiment.markdown_table(["side", "steps/s (median)", "fastest", "slowest"], rows)
     body = (
         f"{cfg.cell}, hidden {cfg.hidden_size}, adding problem T = {cfg.length}, batch {cfg.batch_size}; "
         f"{cfg.steps} steps per round, {cfg.rounds} rounds per side; fit with log_every={cfg.log_every}"
-        f"{' and a run directory' if cfg.run_dir else ''}.\n\n{table}\n\nfit / bare: **{ratio:.3f}**"
+        f"{' and a run directory' if cfg.run_dir else ''}. The monitored side measures the {cfg.monitor_k} largest "
+        f"Lyapunov exponents (rj.analysis.lyapunov_monitor) on {cfg.monitor_batch} sequences of T = {cfg.length} "
+        f"every {cfg.monitor_every} steps.\n\n{table}\n\nfit / bare: **{ratio:.3f}**\n\n"
+        f"fit with the Lyapunov monitor / fit: **{monitor_ratio:.3f}**"
     )
-    (run_dir / "metrics.jsonl").write_text(
-        json.dumps({"times_s": times, "steps_per_s": rates, "ratio": ratio}, allow_nan=False) + "\n"
-    )
+    record = {"times_s": times, "steps_per_s": rates, "ratio": ratio, "monitor_ratio": monitor_ratio}
+    (run_dir / "metrics.jsonl").write_text(json.dumps(record, allow_nan=False) + "\n")
     rj.experiment.write_report(run_dir, "fit against a bare jitted loop", body, seconds=time.perf_counter() - start)
-    print(table, f"\nfit / bare: {ratio:.3f}")
-    return {**rates, "ratio": ratio}
+    print(table, f"\nfit / bare: {ratio:.3f}\nfit with the Lyapunov monitor / fit: {monitor_ratio:.3f}")
+    return {**rates, "ratio": ratio, "monitor_ratio": monitor_ratio}
 
 
 if __name__ == "__main__":

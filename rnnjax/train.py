@@ -295,6 +295,8 @@ def fit(
     log_every: int = 10,
     model: Any = None,
     probe: dict[str, Any] | None = None,
+    monitor: Callable[[Params], dict[str, Any]] | None = None,
+    monitor_every: int = 0,
 ) -> tuple[TrainState, list[dict[str, Any]]]:
     """Trains until ``state.step == num_steps``, logging every step.
 
@@ -337,6 +339,14 @@ def fit(
             ``run_dir``).
         probe: a few inputs of ``model``, keyword arguments of ``model.apply`` (``{"xs": xs}``), kept in
             ``run_dir/probe.npz`` for the analysis to drive the trained network with (needs ``model``).
+        monitor: ``monitor(params) -> metrics`` (jitted: it runs inside the training loop), measured on the
+            starting params of a run that starts at step 0 (a record ``{"step": 0, ...}``), then every
+            ``monitor_every`` steps and at the end; its metrics join that step's record under their own names
+            (which must not be those of the train step's metrics), are checked for NaN and Inf like
+            evaluations, and a resumed run measures at the same steps as the uninterrupted one. E.g. the
+            largest Lyapunov exponents, :func:`rnnjax.analysis.lyapunov_monitor` (``lyapunov/1`` ..
+            ``lyapunov/k``); its cost, measured by ``benchmarks/fit_overhead.py``, is in that function's docs.
+        monitor_every: 0: only at the start and the end (needs ``monitor`` when > 0).
 
     Returns:
         The final state and the log records of this run (after a resume: the earlier records
@@ -348,7 +358,7 @@ def fit(
         CheckpointError: nothing to resume from, a different config, or an earlier run's
             checkpoints without ``resume`` or ``overwrite``.
         TrainingDiverged: a NaN or Inf loss, gradient norm, metric, evaluation metric
-            (``eval/<name>``), or in the updated params or opt_state; the step and quantity are
+            (``eval/<name>``), monitored metric, or in the updated params or opt_state; the step and quantity are
             named in the message and in a last ``{"step", "diverged"}`` log record. That step's
             state is never saved; the checkpoints written before stay as they are.
     """
@@ -358,6 +368,11 @@ def fit(
         raise ValueError("run_dir: expected a directory to save the model's definition in (model=), got None")
     if probe is not None and model is None:
         raise ValueError("model: expected the model that probe= is an input of, got None")
+    check_nonnegative_int(monitor_every, "monitor_every")
+    if monitor is not None and not callable(monitor):
+        raise ValueError(f"monitor: expected a function params -> metrics or None, got {describe(monitor)}")
+    if monitor_every and monitor is None:
+        raise ValueError(f"monitor: expected a function for monitor_every={monitor_every}, got None")
     run_dir = None if run_dir is None else Path(run_dir)
     config = json.loads(json.dumps(config or {}))  # what JSON gives back, to compare on resume
     history: list[dict[str, Any]] = []
@@ -407,14 +422,29 @@ def fit(
         def due(every: int, done: int) -> bool:
             return (every > 0 and done % every == 0) or done == num_steps
 
+        def measure(params: Params, step: int, taken: tuple[str, ...]) -> dict[str, float]:
+            values = monitor(params)
+            if not isinstance(values, dict) or not all(isinstance(k, str) for k in values):
+                raise ValueError(f"monitor: expected it to return a dict of metrics by name, got {describe(values)}")
+            if clash := sorted(set(values) & {"step", "diverged", *taken}):
+                raise ValueError(f"monitor: its metrics {clash} have the names of the train step's; rename them")
+            values = _floats(values)
+            if (bad := _first_bad(values, ())) is not None:
+                raise diverged(step, bad)
+            return values
+
+        if monitor is not None and start == 0:
+            record({"step": 0, **measure(state.params, 0, ())})
+
         pending: list[tuple[int, dict[str, Array], dict[str, Array]]] = []  # on the device, not yet checked
         for step in range(start, num_steps):
             state, metrics, finite = step_fn(state, data(step), jax.random.fold_in(key, step))
             done = step + 1
             pending.append((done, metrics, finite))
             evaluate_now = eval_fn is not None and due(eval_every, done)
+            monitor_now = monitor is not None and due(monitor_every, done)
             save_now = ckpt is not None and due(checkpoint_every, done)
-            if not (due(log_every, done) or evaluate_now or save_now):
+            if not (due(log_every, done) or evaluate_now or monitor_now or save_now):
                 continue
             # One transfer for the window; a NaN in it stops the run before anything later is kept.
             for (s, _, _), (m, f) in zip(pending, jax.device_get([(m, f) for _, m, f in pending]), strict=True):
@@ -434,6 +464,8 @@ def fit(
                 if (bad := _first_bad(evals, ())) is not None:
                     raise diverged(done, bad)
                 entry |= evals
+            if monitor_now:
+                entry |= measure(state.params, done, tuple(entry))
             record(entry)
             bar.set_postfix(loss=f"{m['loss']:.4g}")
             if save_now:

@@ -61,16 +61,21 @@ def test_rnn_speed_tiny_times_the_reference_scan_on_request(tmp_path, load_scrip
     assert "Our implementation: impl='scan'." in report and table in report
 
 
-def test_fit_overhead_tiny_reports_both_sides_and_their_ratio(tmp_path, capsys, load_script):
+def test_fit_overhead_tiny_reports_the_three_sides_and_their_ratios(tmp_path, capsys, load_script):
     fit_overhead = load_script("benchmarks", "fit_overhead")
     cfg = rj.experiment.parse_config(fit_overhead.Config, ["--tiny", "--root", str(tmp_path)])
 
     out = fit_overhead.main(cfg)
 
     assert out["ratio"] == pytest.approx(out["rj.train.fit"] / out["bare jitted loop"])
-    assert out["ratio"] > 0 and f"fit / bare: {out['ratio']:.3f}" in capsys.readouterr().out
+    monitored = "fit + Lyapunov monitor (k = 2, every 6)"
+    assert out["monitor_ratio"] == pytest.approx(out[monitored] / out["rj.train.fit"])
+    printed = capsys.readouterr().out
+    assert out["ratio"] > 0 and f"fit / bare: {out['ratio']:.3f}" in printed
+    assert out["monitor_ratio"] > 0 and f"fit with the Lyapunov monitor / fit: {out['monitor_ratio']:.3f}" in printed
     report = (tmp_path / "fit_overhead" / "report.md").read_text()
     assert f"fit / bare: **{out['ratio']:.3f}**" in report and "log_every=10" in report
+    assert f"fit with the Lyapunov monitor / fit: **{out['monitor_ratio']:.3f}**" in report and monitored in report
 
 
 def test_cell_speed_tiny_times_every_cell_under_each_implementation_it_declares(tmp_path, capsys, load_script):
