@@ -226,3 +226,34 @@ def test_bad_arguments_raise(getkey):
     net = rj.RNN(cell="rnn", hidden_size=2, num_layers=2, bidirectional=True)
     with pytest.raises(ValueError, match="layer"):
         find_fixed_points(net, net.init(getkey(), 3), initial_states=good)
+
+
+def test_three_independent_bistable_units_make_a_cube(getkey, x64, tmp_path):
+    """W = 2 I on 3 units: each coordinate sits at -a*, 0 or a*, so 3^3 = 27 fixed points, with as many unstable
+    directions as zeros: 8 stable (the corners), 12 saddles (the edges), 6 with two (the faces), 1 with three."""
+    from rnnjax.plots import dynamics
+
+    cell = rj.cells.rnn(3, dtype=jnp.float64)
+    params = rj.cells.RNNParams(U=jnp.zeros((3, 1)), W=2.0 * jnp.eye(3), b=jnp.zeros(3))
+    star = _bisect(lambda a: np.tanh(2 * a) - a, 0.5, 1.0)
+    grid = jnp.linspace(-1.2, 1.2, 7)
+    starts = jnp.stack(jnp.meshgrid(grid, grid, grid), -1).reshape(-1, 3)
+    fp = find_fixed_points(cell, params, initial_states=starts)
+    assert fp.counts() == {"fixed points": 27, "stable": 8, "saddles": 12, "more unstable": 7}
+    levels = np.round(fp.states / star).astype(int)  # each coordinate -1, 0 or 1 times a*
+    np.testing.assert_allclose(fp.states, levels * star, atol=1e-6)
+    assert len({tuple(r) for r in levels}) == 27
+    np.testing.assert_array_equal(fp.unstable_dims, (levels == 0).sum(-1))
+
+    trajectories = np.array(rj.analysis.trajectory(cell, params, 0.3 * jax.random.normal(getkey(), (4, 12, 1))))
+    trajectories[1, 5:] = np.nan  # padded steps are left out
+    for components in (2, 3):
+        path = dynamics.fixed_points(fp, trajectories, tmp_path / f"fp{components}.png", components=components)
+        assert path.stat().st_size > 0
+    with pytest.raises(ValueError, match="components"):
+        dynamics.fixed_points(fp, trajectories, tmp_path / "bad.png", components=4)
+    mean, pcs, explained = dynamics.principal_components(starts, 3)
+    np.testing.assert_allclose(np.abs(pcs @ pcs.T), np.eye(3), atol=1e-12)
+    assert explained.sum() == pytest.approx(1.0) and mean == pytest.approx(np.zeros(3), abs=1e-12)
+    xs = np.sign(np.asarray(jax.random.normal(getkey(), (2, 12, 3))))
+    assert dynamics.channel_trials(xs, xs, 0.9 * xs, tmp_path / "trials.png").stat().st_size > 0

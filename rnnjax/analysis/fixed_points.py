@@ -66,6 +66,10 @@ class FixedPoints(NamedTuple):
             were dropped).
         starts: starting states.
         iterations: Adam iterations run (``steps`` when some start never fell below the tolerance).
+        tol: the speed below which a start counted as converged.
+        final_speeds: ``(m,)`` the speed each start ended at, converged or not: starts that stall far above
+            the tolerance sit at slow points (local minima of q that are not fixed points) or in regions
+            where q is flat (eigenvalues of ``J`` near 1), where more ``steps`` may still converge.
     """
 
     states: np.ndarray
@@ -79,6 +83,8 @@ class FixedPoints(NamedTuple):
     converged: int
     starts: int
     iterations: int
+    tol: float
+    final_speeds: np.ndarray
 
     def carries(self) -> Carry:
         """The fixed points as carries with a leading axis of ``k`` (``LSTMCarry(h=(k, h), c=(k, h))``)."""
@@ -276,7 +282,7 @@ def find_fixed_points(
     return FixedPoints(
         states=states, speeds=speeds, jacobians=jac, eigenvalues=eig, stable=(modulus < 1).all(-1),
         unstable_dims=(modulus > 1).sum(-1), x=np.asarray(x), like=system.like, converged=converged,
-        starts=int(starts.shape[0]), iterations=int(iterations),
+        starts=int(starts.shape[0]), iterations=int(iterations), tol=tol, final_speeds=q,
     )  # fmt: skip
 
 
