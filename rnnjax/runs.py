@@ -24,6 +24,7 @@ from typing import Any, NamedTuple
 import jax
 import numpy as np
 
+from rnnjax import runlog
 from rnnjax.checkpoint import CheckpointError, Checkpoints
 from rnnjax.checks import describe
 from rnnjax.models.definition import from_config, init_args, to_config
@@ -123,6 +124,15 @@ def restore_params(checkpoints: Checkpoints, like: Any, step: int | None = None)
     return jax.tree.unflatten(tree, leaves), config, step
 
 
+def _why_none(run_dir: Path) -> str:
+    """Why a run has no checkpoint, as its log tells: it diverged before the first save, or it never finished."""
+    path = run_dir / "metrics.jsonl"
+    diverged = [r for r in runlog.read_log(path) if "diverged" in r] if path.is_file() else []
+    if diverged:
+        return f" (it diverged at step {diverged[-1]['step']}: {diverged[-1]['diverged']}, before its first save)"
+    return " (did fit finish?)"
+
+
 def load_run(run_dir: str | Path, step: int | None = None) -> Run:
     """The model, trained params, probe and config of a run folder written by ``fit(model=...)``.
 
@@ -139,7 +149,11 @@ def load_run(run_dir: str | Path, step: int | None = None) -> Run:
     record = json.loads(path.read_text())
     model = from_config(record["model"])
     like = jax.eval_shape(lambda: model.init(jax.random.key(0), *record["init_args"]))
+    if not (run_dir / "checkpoints").is_dir():  # Checkpoints would create the folder: a reader writes nothing
+        raise CheckpointError(f"no checkpoint in {run_dir / 'checkpoints'}: the run saved none{_why_none(run_dir)}")
     with Checkpoints(run_dir / "checkpoints") as checkpoints:
+        if not checkpoints.steps:
+            raise CheckpointError(f"no checkpoint in {checkpoints.directory}: the run saved none{_why_none(run_dir)}")
         params, config, step = restore_params(checkpoints, like, step)
     probe = {}
     if record.get("probe"):
