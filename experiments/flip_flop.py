@@ -30,6 +30,7 @@ Run::
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import time
 
@@ -39,7 +40,8 @@ import numpy as np
 
 import rnnjax as rj
 from rnnjax.analysis.fixed_points import find_fixed_points, sample_states
-from rnnjax.cells.base import output_of
+from rnnjax.analysis.systems import state_from_vector, step_map
+from rnnjax.cells.base import input_size, output_of
 from rnnjax.data.flip_flop import flip_flop
 from rnnjax.plots import dynamics
 
@@ -78,7 +80,7 @@ class Config:
     """Adam iterations of the fixed-point search at most (FixedPointFinder's max_iters)."""
     fp_learning_rate: float = 1e-2
     """Adam's learning rate in the fixed-point search."""
-    hold_steps: int = 1000
+    hold_steps: int = 10000
     """Silent steps after each held-out sequence before its bits are read again: does the memory last?"""
     shown: int = 10
     """Trajectories drawn in each fixed-point figure."""
@@ -94,7 +96,7 @@ class Config:
     """Smoke test: 8 units, 16 steps a sequence, 6 training steps, 32 starts, 3000 search steps (seconds)."""
 
 
-TINY = dict(hidden_size=8, length=16, batch_size=8, steps=6, eval_size=16, eval_every=3, starts=32, fp_steps=3000,
+TINY = dict(hidden_size=8, length=16, batch_size=8, steps=6, eval_size=32, eval_every=3, starts=32, fp_steps=3000,
             fp_learning_rate=0.1, hold_steps=20)  # fmt: skip
 
 
@@ -102,6 +104,20 @@ def product_counts(bits: int) -> dict[int, int]:
     """Fixed points of ``bits`` independent bistable units by unstable directions: ``C(bits, d) 2^(bits - d)``
     (each unit at one of its two stable states or at the unstable one between them)."""
     return {d: math.comb(bits, d) * 2 ** (bits - d) for d in range(bits + 1)}
+
+
+@functools.partial(jax.jit, static_argnames=("cell", "steps"))
+def settle(cell: rj.Cell, params, states: jax.Array, steps: int) -> jax.Array:
+    """``states: (batch, n)`` after ``steps`` more steps of zero input (the cell's step on state vectors)."""
+    step = jax.vmap(step_map(cell, params), (0, None))
+    x = jnp.zeros((input_size(cell, params),), states.dtype)
+    return jax.lax.fori_loop(0, steps, lambda _, a: step(a, x), states)
+
+
+def readout(cell: rj.Cell, params, head, states) -> np.ndarray:
+    """The model's outputs ``V h + c`` at state vectors ``(k, n)`` (``h``: the carry's output part)."""
+    carries = state_from_vector(jnp.asarray(states), cell.initial_carry(params))
+    return np.asarray(rj.models.dense(head, output_of(cell, carries)))
 
 
 def train_cell(cfg: Config, name: str, run_dir, eval_set) -> dict:
@@ -139,7 +155,7 @@ def train_cell(cfg: Config, name: str, run_dir, eval_set) -> dict:
                               learning_rate=cfg.fp_learning_rate)  # fmt: skip
     seconds = time.perf_counter() - start
     # What each stable fixed point holds: the readout's signs there, one of the 2^bits memories.
-    outputs = np.asarray(rj.models.dense(trained.params.head, output_of(cell, fixed.carries())))
+    outputs = readout(cell, net_params[0][0], trained.params.head, fixed.states)
     held = {tuple(np.sign(y).astype(int)) for y in outputs[fixed.stable]}
     dynamics.fixed_points(
         fixed, trajectories, run_dir / f"fixed_points_{name}.png", shown=cfg.shown,
@@ -147,9 +163,15 @@ def train_cell(cfg: Config, name: str, run_dir, eval_set) -> dict:
     )  # fmt: skip
     dynamics.channel_trials(eval_set[0], eval_set[1], np.asarray(predict(trained.params, xs)),
                             run_dir / f"trials_{name}.png", title=f"{name}: held-out trials")  # fmt: skip
-    # The memory without the fixed points: the network's own outputs after hold_steps more steps of no input.
-    silent = jnp.concatenate([xs, jnp.zeros((xs.shape[0], cfg.hold_steps, cfg.bits), xs.dtype)], axis=1)
-    kept = float(np.mean(np.sign(np.asarray(predict(trained.params, silent)[:, -1])) == eval_set[1][:, -1]))
+    # The memory without the search: the states the network settles in after hold_steps more steps of no input,
+    # the bits its readout gives there, and the stable points that a search started from those states finds
+    # (the attractors, seen from the network's side; the search above has to find them from noisy starts).
+    settled = settle(cell, net_params[0][0], trajectories[:, -1], cfg.hold_steps)
+    bits = np.sign(readout(cell, net_params[0][0], trained.params.head, settled))
+    kept = float(np.mean(bits == eval_set[1][:, -1]))
+    attractors = find_fixed_points(net, net_params, initial_states=settled, steps=cfg.fp_steps,
+                                   learning_rate=cfg.fp_learning_rate)  # fmt: skip
+    settled_out = readout(cell, net_params[0][0], trained.params.head, attractors.states)
     radius = np.abs(fixed.eigenvalues[:, 0])  # the largest |lambda| at each point
     stalled = fixed.final_speeds[~(fixed.final_speeds < fixed.tol)]
     counts = fixed.counts()
@@ -160,8 +182,9 @@ def train_cell(cfg: Config, name: str, run_dir, eval_set) -> dict:
         **counts,
         "by_unstable_dims": by_dims.tolist(),
         "memories": len(held),
-        "worst_output": float(np.abs(np.abs(outputs[fixed.stable]) - 1).max()) if fixed.stable.any() else None,
         "bits_kept": kept,
+        "attractors": int(attractors.stable.sum()),
+        "attractor_memories": len({tuple(np.sign(y).astype(int)) for y in settled_out[attractors.stable]}),
         "stable_radius": (float(radius[fixed.stable].min()), float(radius[fixed.stable].max()))
         if fixed.stable.any()
         else None,
@@ -200,7 +223,8 @@ def classics(cfg: Config, results: list[dict]) -> list[rj.experiment.Classic]:
                  + (f"; the others stalled at a median speed of {r['stalled_median_speed']:.2g}"
                     if r["stalled_median_speed"] is not None else "")
                  + f"); the trained network keeps {100 * r['bits_kept']:.1f}% of its bits over "
-                 f"{cfg.hold_steps} silent steps",
+                 f"{cfg.hold_steps} silent steps, and a search from the states it settles in finds "
+                 f"{r['attractors']} stable points ({r['attractor_memories']} memories)",
         ))  # fmt: skip
     return out
 
@@ -225,13 +249,15 @@ def main(cfg: Config) -> dict:
         [r["cell"], r["final_mse"], r["fixed points"], r["stable"], r["saddles"], r["more unstable"],
          " / ".join(map(str, r["by_unstable_dims"])), f"{r['memories']} of {2**cfg.bits}",
          "-" if r["stable_radius"] is None else "{:.4f} to {:.4f}".format(*r["stable_radius"]),
-         f"{r['converged']} of {r['starts']}", r["bits_kept"], f"{r['train_seconds']:.1f}", f"{r['fp_seconds']:.1f}"]
+         f"{r['converged']} of {r['starts']}", r["bits_kept"], f"{r['attractors']} ({r['attractor_memories']})",
+         f"{r['train_seconds']:.1f}", f"{r['fp_seconds']:.1f}"]
         for r in results
     ]  # fmt: skip
     table = rj.experiment.markdown_table(
         ["cell", "final eval MSE", "fixed points", "stable", "saddles (1 unstable dim)", "2+ unstable dims",
          "by unstable dims 0 / 1 / 2 / ...", "memories held by the stable points", "largest abs(eig) at the stable",
-         "starts converged", f"bits kept after {cfg.hold_steps} silent steps", "train s", "search s"],
+         "starts converged", f"bits kept after {cfg.hold_steps} silent steps",
+         "stable points found from the settled states (memories)", "train s", "search s"],
         rows,
     )  # fmt: skip
     stalls = [
@@ -251,7 +277,8 @@ def main(cfg: Config) -> dict:
         "'memories held' counts the distinct sign patterns of the readout at the stable points. "
         f"{cfg.bits} independent bistable bits would give, by unstable dims 0 / 1 / ... / {cfg.bits}: "
         f"{' / '.join(str(expected[d]) for d in range(cfg.bits + 1))}. 'Bits kept' reads each held-out "
-        f"sequence's bits again after {cfg.hold_steps} more steps of no input (the network's own outputs).\n\n"
+        f"sequence's bits again after {cfg.hold_steps} more steps of no input (the network's own outputs); the "
+        "next column runs the same search from the states the network settled in there.\n\n"
         f"{table}\n\n"
         + ("\n".join(stalls) + "\n\n" if stalls else "")
         + f"![loss curves](loss_curves.png)\n\n{figures}"

@@ -12,15 +12,18 @@ They are found as the minima of the speed
     q(a) = 1/2 ||F(a, x) - a||^2,
 
 which is 0 at every fixed point whatever its stability (a saddle of F is a minimum of q), from many starting
-states at once (states the network visits, with noise), by Adam with Golub & Sussillo's settings
+states at once (states the network visits, with noise), by Adam with the settings of Golub & Sussillo
 (2018, "FixedPointFinder: A Tensorflow toolbox for identifying and characterizing fixed points in recurrent
-neural networks": epsilon 0.01, at most 5,000 iterations, q below 1e-12 counts as a fixed point, points closer
-than 1e-3 in every coordinate are one, states ten times farther from the starting states' centre than
-they lie on average are dropped). Minima of q above the tolerance are slow points, not fixed points, and are
-left out.
+neural networks"): epsilon 0.01, at most 5,000 iterations, q below 1e-12 counts as a fixed point (in float32
+a tolerance above the rounding of F, :func:`default_tol`), points closer than 1e-3 in every coordinate are one,
+and states ten times farther from the starting states' centre than they lie on average are dropped. Their
+learning rate adapts from 1.0 on the mean of q over the starts; ours is a fixed 1e-2 on the sum, so that each
+start's steps do not depend on how many there are. Starts whose q stays above the tolerance (slow points, or
+searches that ran out of steps where q is flat) are left out; their speeds stay in ``FixedPoints.final_speeds``.
 
 Discrete time: a fixed point is stable when every eigenvalue of ``J = dF/da`` at it lies inside the unit
-circle, ``|lambda| < 1``; each eigenvalue outside is an unstable direction (a saddle has one).
+circle, ``|lambda| < 1``; each eigenvalue outside is an unstable direction (a saddle has one). An eigenvalue
+within rounding of 1 (a unit held by a saturated gate is an exact integrator) counts by its computed value.
 """
 
 from __future__ import annotations
@@ -157,8 +160,10 @@ def _minimise(
         return (i < steps) & jnp.any(q >= tol)
 
     q0 = jnp.full(starts.shape[:1], jnp.inf, starts.dtype)
-    i, a, _, _ = jax.lax.while_loop(cond, body, (jnp.asarray(0), starts, tx.init(starts), q0))
-    return a, speeds(a), i
+    i, a, _, q = jax.lax.while_loop(cond, body, (jnp.asarray(0), starts, tx.init(starts), q0))
+    # A state below tol has not moved since its q was computed; the others moved once more. (Recomputing q of
+    # the frozen ones could differ in the last bits, which at a tolerance near the rounding of F matters.)
+    return a, jnp.where(q < tol, q, speeds(a)), i
 
 
 @functools.partial(jax.jit, static_argnames=("cell",))
@@ -236,7 +241,7 @@ def find_fixed_points(
             ``layer=l > 0`` the layer's own input (the outputs of layer ``l - 1``, ``net.output_size``).
         initial_states: ``(m, n)`` starting state vectors, e.g. :func:`sample_states` of a trajectory.
         steps: Adam iterations at most (FixedPointFinder's ``max_iters``).
-        learning_rate: Adam's step size.
+        learning_rate: Adam's step size (see the module docstring).
         tol: the speed below which a minimum is a fixed point. None: FixedPointFinder's ``tol_q`` = 1e-12 for
             float64 params; in a lower precision the rounding of ``F`` alone leaves ``q`` near
             ``n (eps |a|)^2`` (measured: ~4e-13 n in float32, where the minimisation stalls), so there
