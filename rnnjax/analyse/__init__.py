@@ -5,7 +5,7 @@
 then every model under it is analysed and ``index.md`` links their reports. For each model
 (:func:`rnnjax.runs.load_run`: its definition, the latest checkpoint's params and the probe), the recurrent
 networks it runs are rebuilt with what they read (:func:`rnnjax.analyse.networks.recurrent_networks`) and every
-layer and direction is measured (:mod:`rnnjax.analyse.measure`): Jacobian products against the lag, their
+layer and direction is measured (:mod:`rnnjax.analyse.measures`): Jacobian products against the lag, their
 singular values, the Lyapunov spectrum, how far back the gradient reaches, the gates, the fixed points. The
 report, ``report.md`` with its PNG figures, goes to ``RUN_DIR/analysis/`` (``--out``)::
 
@@ -33,7 +33,7 @@ import tyro
 
 from rnnjax import experiment, runlog, runs
 from rnnjax.analyse import report
-from rnnjax.analyse.measure import Measures, Settings, label_of, measure
+from rnnjax.analyse.measures import Measures, Settings, label_of, measure
 from rnnjax.analyse.networks import Network, limit, recurrent_networks
 from rnnjax.analysis.systems import state_vector
 from rnnjax.checkpoint import CheckpointError
@@ -182,11 +182,12 @@ def analyse_run(run_dir: str | Path, cfg: Config, out: str | Path | None = None)
 def _index_row(root: Path, out: Path, summary: Summary | str, run_dir: Path) -> list[Any]:
     name = str(run_dir.relative_to(root)) or "."
     if isinstance(summary, str):
-        return [name, "", "", "", "", f"not analysed: {summary}"]
+        return [name, "", "", "", "", f"not analysed: {summary}".replace("|", "/")]
     largest = [float(np.nanmean(m.lyapunov[:, 0])) for m in summary.measured if np.isfinite(m.lyapunov).any()]
     rates = [report._median(m.rate) for m in summary.measured]
     link = f"[report]({summary.report.relative_to(out)})"
     said = f"{link}" + (f"; not analysed: {'; '.join(summary.refused)}" if summary.refused else "")
+    said = said.replace("|", "/")  # a message's bar would split the table's cell
     return [name, summary.model, summary.step, ", ".join(f"{v:.4f}" for v in largest) or "n/a",
             ", ".join(f"{r:.4f}" for r in rates) or "n/a", said]  # fmt: skip
 

@@ -73,7 +73,7 @@ def _lengths(value: Any) -> Array | None:
 def _vectors(net: RNN, params: NetParams, xs: Any) -> Array:
     """``xs`` as floats in the dtype of the net's params (numpy's float64 probe meets float32 params)."""
     cell_params = net.cell_params(params)
-    return jnp.asarray(np.asarray(xs), params_dtype(cell_params[0][0]))
+    return jnp.asarray(xs).astype(params_dtype(cell_params[0][0]))
 
 
 def recurrent_networks(model: Any, params: Any, probe: dict[str, Any]) -> list[Network]:
@@ -107,7 +107,7 @@ def recurrent_networks(model: Any, params: Any, probe: dict[str, Any]) -> list[N
         xs = _vectors(model.rnn, params.rnn, xs)
         return [Network("rnn", model.rnn, params.rnn, xs, _lengths(get("lengths")), None)]
     if isinstance(model, OneToMany):
-        v = jnp.asarray(np.asarray(_need(probe, "v", model)))
+        v = jnp.asarray(_need(probe, "v", model))
         xs = params.E[check_tokens(jnp.asarray(_need(probe, "tokens", model)), model.vocab_size)]
         if model.condition in ("input", "both"):  # as OneToMany.apply: v beside every step's token
             v_steps = jnp.broadcast_to(v[:, None].astype(xs.dtype), (*xs.shape[:2], v.shape[-1]))

@@ -1,4 +1,4 @@
-"""The markdown of an analysis: tables of the :class:`~rnnjax.analyse.measure.Measures` of every layer and
+"""The markdown of an analysis: tables of the :class:`~rnnjax.analyse.measures.Measures` of every layer and
 direction, and the figures beside them (:mod:`rnnjax.plots.runs`)."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from rnnjax.analyse.measure import Measures, spectrum_lags
+from rnnjax.analyse.measures import Measures, spectrum_lags
 from rnnjax.experiment import markdown_table
 from rnnjax.plots import runs as figures
 
