@@ -13,10 +13,12 @@ Le et al.'s table 1) and the GRU (not in the paper), all with 100 units (the pap
 backward pass (``impl="auto"``). Beside them: chance and multinomial logistic regression on the pixels.
 
 The budget is minutes, not the paper's days: Adam with clipping instead of their plain SGD (lr 1e-8 for the
-IRNN, which moves nowhere in a thousand steps), and a learning rate ten times smaller for the IRNN, whose
-loss exploded to ~1e3 within 100 steps at Adam's 1e-3 (measured). A training step at T = 784 costs about
-30 row-by-row steps (T = 28): measured on 2 quiet cores at batch 32, ~23 ms (tanh RNN, IRNN) and ~90 ms
-(LSTM, GRU) a step, so the default 1,200 steps are ~11 epochs of the 3,500 training digits.
+IRNN: with the gradient clipped to norm 1, a thousand such steps move the weights by at most 1e-5 in norm),
+and a learning rate ten times smaller for the IRNN, whose loss exploded to ~1e3 within 100 steps at Adam's
+1e-3 (measured). A training step at T = 784 costs 30 to 140 row-by-row steps (T = 28 steps of 28 pixels;
+measured back to back, batch 32): on 2 quiet cores ~23 ms (tanh RNN, IRNN) and ~90 ms (LSTM, GRU), so the
+default 1,200 steps (~11 epochs of the 3,500 training digits) take about 5.5 minutes there; the run measured
+at load 12 to 20 took 26 minutes (411 s of CPU time).
 
 Writes ``runs/<name>/``: ``config.json``, ``metrics.jsonl`` (every cell's steps), one folder per cell that
 ``rj.runs.load_run`` rebuilds (model.json, probe.npz, checkpoint), ``loss.png`` (training and validation
@@ -25,7 +27,7 @@ loss), ``accuracy.png`` (validation accuracy beside the paper's final test accur
 
 Run::
 
-    python experiments/pixel_digits.py                 # ~6 min on 2 quiet CPU cores (see the report's wall time)
+    python experiments/pixel_digits.py                 # ~5.5 min on 2 quiet CPU cores (see the report's wall time)
     python experiments/pixel_digits.py --permuted      # the fixed permutation: runs/pixel_digits_permuted/
     python experiments/pixel_digits.py --tiny          # seconds: a smoke test (7x7 means of the pixels, T = 49)
     python experiments/pixel_digits.py --cells irnn lstm --steps 5000
