@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from matplotlib.image import imread
 
 import rnnjax as rj
@@ -48,3 +49,23 @@ def test_the_other_figures_write_pngs(tmp_path):
             evals={"lstm": (np.array([9]), np.array([1.1]))},
         )
     )
+
+
+def test_smooth_is_a_trailing_mean_that_a_spike_does_not_round():
+    values = np.r_[1e14, np.full(100, 0.18)]
+    got = rj.plots.smooth(values, 10)
+    want = [values[max(0, i - 9) : i + 1].mean() for i in range(values.size)]
+    np.testing.assert_allclose(got, want, rtol=1e-12)
+    assert got[-1] == pytest.approx(0.18, rel=1e-12)  # the running-sum form gave 0.1875 here
+    np.testing.assert_array_equal(rj.plots.smooth(values, 1), values)
+
+
+def test_sweep_draws_every_model_and_baseline(tmp_path):
+    path = rj.plots.sweep(
+        {"a": (np.array([100, 200]), np.array([0.1, 0.2]))},
+        tmp_path / "s.png",
+        xlabel="T",
+        ylabel="MSE",
+        baselines={"level": 1 / 6, "curve": (np.array([100, 200]), np.array([1, 2]))},
+    )
+    assert path.stat().st_size > 0

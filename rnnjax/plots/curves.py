@@ -30,14 +30,17 @@ __all__ = [
 
 
 def smooth(values: np.ndarray, window: int) -> np.ndarray:
-    """Trailing moving average over ``window`` points (shorter at the start)."""
+    """Trailing moving average over ``window`` points (shorter at the start).
+
+    Each mean is summed over its own window (not as a difference of running sums, which a spike of 1e14 would
+    leave every later point rounded by)."""
     values = np.asarray(values, float)
     if window <= 1 or values.size == 0:
         return values
-    csum = np.cumsum(np.insert(values, 0, 0.0))
-    idx = np.arange(1, values.size + 1)
-    lo = np.maximum(idx - window, 0)
-    return (csum[idx] - csum[lo]) / (idx - lo)
+    padded = np.concatenate([np.zeros(window - 1), values])
+    windows = np.lib.stride_tricks.sliding_window_view(padded, window)
+    counts = np.minimum(np.arange(1, values.size + 1), window)
+    return windows.sum(-1) / counts
 
 
 def loss_curves(
@@ -182,7 +185,7 @@ def sweep(
     fig = Figure(figsize=(6.4, 4.0))
     ax = fig.subplots()
     for i, (name, (x, y)) in enumerate(results.items()):
-        ax.plot(x, y, "o-", color=f"C{i % 10}", ls="-" if i < 10 else "--", ms=3.5, label=name)
+        ax.plot(x, y, marker="o", color=f"C{i % 10}", ls="-" if i < 10 else "--", ms=3.5, label=name)
     for j, (name, level) in enumerate((baselines or {}).items()):
         style = ("-", "--", ":", "-.")[j % 4]
         if isinstance(level, tuple):
