@@ -13,7 +13,9 @@ Sussillo & Barak found 8 stable fixed points, one per memory, with saddles betwe
 directions lead from one memory to its neighbours; three independent bistable bits, each with two stable
 states and an unstable one between them, would make 3^3 = 27 fixed points: 8 stable, 12 with one unstable
 direction (a cube's edges), 6 with two (its faces) and 1 with three (its centre). The report counts ours
-against both, and checks that the stable points' outputs are the 8 distinct memories.
+against both, and checks that the stable points' outputs are the 8 distinct memories. It also asks the network
+itself: after 10,000 more steps of no input, are its bits still there, and which stable points does the same
+search find from the states it settled in (the attractors, found without noisy starts)?
 
 Writes ``runs/<name>/``: ``config.json``, ``metrics.jsonl`` (every cell's steps), ``<cell>/model.json`` and
 ``probe.npz`` (``python -m rnnjax.analyse runs/flip_flop/<cell>``), ``fixed_points_<cell>.png`` (the fixed
@@ -22,7 +24,7 @@ outputs), ``loss_curves.png`` and ``report.md``.
 
 Run::
 
-    python experiments/flip_flop.py            # rnn, gru, lstm with 32 units: ~1 min on 2 CPU cores at load ~6
+    python experiments/flip_flop.py            # rnn, gru, lstm, 32 units: 2 min on 2 CPU cores at load 14 (36 s CPU)
     python experiments/flip_flop.py --tiny     # seconds: a smoke test
     python experiments/flip_flop.py --cells lstm --hidden-size 64 --steps 3000
 """
@@ -173,6 +175,7 @@ def train_cell(cfg: Config, name: str, run_dir, eval_set) -> dict:
                                    learning_rate=cfg.fp_learning_rate)  # fmt: skip
     settled_out = readout(cell, net_params[0][0], trained.params.head, attractors.states)
     radius = np.abs(fixed.eigenvalues[:, 0])  # the largest |lambda| at each point
+    settled_radius = np.abs(attractors.eigenvalues[attractors.stable, 0])
     stalled = fixed.final_speeds[~(fixed.final_speeds < fixed.tol)]
     counts = fixed.counts()
     by_dims = np.bincount(fixed.unstable_dims, minlength=cfg.bits + 1)
@@ -185,6 +188,7 @@ def train_cell(cfg: Config, name: str, run_dir, eval_set) -> dict:
         "bits_kept": kept,
         "attractors": int(attractors.stable.sum()),
         "attractor_memories": len({tuple(np.sign(y).astype(int)) for y in settled_out[attractors.stable]}),
+        "settled_radius": (float(settled_radius.min()), float(settled_radius.max())) if settled_radius.size else None,
         "stable_radius": (float(radius[fixed.stable].min()), float(radius[fixed.stable].max()))
         if fixed.stable.any()
         else None,
@@ -262,8 +266,12 @@ def main(cfg: Config) -> dict:
     )  # fmt: skip
     stalls = [
         f"- {r['cell']}: {r['starts'] - r['converged']} of {r['starts']} starts ended above the tolerance (median "
-        f"speed {r['stalled_median_speed']:.2g}): slow points, or flat regions of q around fixed points whose "
-        "largest eigenvalues are near 1, where the search needs more steps"
+        f"speed {r['stalled_median_speed']:.2g}), yet the search from the settled states finds {r['attractors']} "
+        f"stable points ({r['attractor_memories']} memories)"
+        + ("" if r["settled_radius"] is None else ", whose largest abs(eig) is {:.4f} to {:.4f}".format(
+            *r["settled_radius"]))
+        + ": where an eigenvalue is near 1, q is nearly flat along its direction, so Adam approaches such a point "
+        "slowly from afar, and a slow region can hold a start too"
         for r in results if r["stalled_median_speed"] is not None and r["converged"] < r["starts"] / 2
     ]  # fmt: skip
     figures = "\n".join(f"![{r['cell']}](fixed_points_{r['cell']}.png) ![{r['cell']} trials](trials_{r['cell']}.png)"
