@@ -343,7 +343,8 @@ def fit(
             starting params of a run that starts at step 0 (a record ``{"step": 0, ...}``), then every
             ``monitor_every`` steps and at the end; its metrics join that step's record under their own names
             (which must not be those of the train step's metrics), are checked for NaN and Inf like
-            evaluations, and a resumed run measures at the same steps as the uninterrupted one. E.g. the
+            evaluations; a run resumed after a crash measures where the uninterrupted run does (one that
+            stopped at its own ``num_steps`` measured there too, as it evaluated there). E.g. the
             largest Lyapunov exponents, :func:`rnnjax.analysis.lyapunov_monitor` (``lyapunov/1`` ..
             ``lyapunov/k``); its cost, measured by ``benchmarks/fit_overhead.py``, is in that function's docs.
         monitor_every: 0: only at the start and the end (needs ``monitor`` when > 0).
@@ -358,8 +359,8 @@ def fit(
         CheckpointError: nothing to resume from, a different config, or an earlier run's
             checkpoints without ``resume`` or ``overwrite``.
         TrainingDiverged: a NaN or Inf loss, gradient norm, metric, evaluation metric
-            (``eval/<name>``), monitored metric, or in the updated params or opt_state; the step and quantity are
-            named in the message and in a last ``{"step", "diverged"}`` log record. That step's
+            (``eval/<name>``), monitored metric, or in the updated params or opt_state; the step and
+            quantity are named in the message and in a last ``{"step", "diverged"}`` log record. That step's
             state is never saved; the checkpoints written before stay as they are.
     """
     _check_fit_args(train_step, data, num_steps, key, eval_fn, eval_every, checkpoint_every, keep, run_dir, resume,

@@ -423,3 +423,78 @@ def test_project_params_ends_every_step_at_the_projection():
     chex.assert_trees_all_close(optax.apply_updates(params, updates), clip(optax.apply_updates(params, free)))
     with pytest.raises(ValueError, match="params: project_params needs the params"):
         tx.update(grads, tx.init(params))
+
+
+def param_norm(params):
+    return {"param_norm": optax.tree.norm(params)}
+
+
+def test_fit_monitors_at_the_start_every_monitor_every_steps_and_at_the_end(tmp_path):
+    state, step = make()
+    monitor = jax.jit(param_norm)
+
+    final, history = rj.train.fit(
+        state, step, data, 7, key=jax.random.key(1), run_dir=tmp_path, monitor=monitor, monitor_every=3,
+        log_every=2, progress=False,
+    )  # fmt: skip
+
+    assert [r["step"] for r in history] == list(range(8))  # step 0: the starting params, then every step
+    assert history[0] == {"step": 0, "param_norm": pytest.approx(float(monitor(state.params)["param_norm"]))}
+    assert [r["step"] for r in history if "param_norm" in r] == [0, 3, 6, 7]
+    assert history[-1]["param_norm"] == pytest.approx(float(monitor(final.params)["param_norm"]))
+    assert all("loss" in r and "grad_norm" in r for r in history[1:])
+    assert [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()] == history
+
+
+def test_a_non_finite_monitored_metric_is_divergence(tmp_path):
+    state, step = make()
+    calls = []
+
+    def monitor(params):  # NaN at its third measurement, step 6
+        calls.append(1)
+        return {"m": jnp.nan if len(calls) == 3 else 1.0}
+
+    with pytest.raises(TrainingDiverged, match=r"step 6: m = nan"):
+        rj.train.fit(state, step, data, 9, key=jax.random.key(1), run_dir=tmp_path, monitor=monitor,
+                     monitor_every=3, progress=False)  # fmt: skip
+    last = json.loads((tmp_path / "metrics.jsonl").read_text().splitlines()[-1])
+    assert last == {"step": 6, "diverged": "m = nan"}
+
+
+def test_a_run_resumed_after_a_crash_monitors_at_the_steps_of_the_uninterrupted_one(tmp_path):
+    state, step = make()
+    key, monitor = jax.random.key(1), jax.jit(param_norm)
+    kw = dict(key=key, checkpoint_every=4, monitor=monitor, monitor_every=2, progress=False)
+    _, full = rj.train.fit(state, step, data, 10, run_dir=tmp_path / "full", **kw)
+
+    def crashing(s):  # the process dies while step 6 (s = 5) is prepared: last checkpoint at 4
+        if s == 5:
+            raise KeyboardInterrupt
+        return data(s)
+
+    with pytest.raises(KeyboardInterrupt):
+        rj.train.fit(state, step, crashing, 10, run_dir=tmp_path / "cut", **kw)
+    _, resumed = rj.train.fit(state, step, data, 10, run_dir=tmp_path / "cut", resume=True, **kw)
+
+    def monitored(history):
+        return [(r["step"], r["param_norm"]) for r in history if "param_norm" in r]
+
+    assert [s for s, _ in monitored(full)] == [0, 2, 4, 6, 8, 10]
+    assert monitored(resumed) == monitored(full)  # the same params at the same steps, bit for bit
+    assert [r["step"] for r in resumed] == list(range(11))
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(monitor_every=2), "monitor: expected a function for monitor_every=2, got None"),
+        (dict(monitor="lyapunov"), "monitor: expected a function params -> metrics"),
+        (dict(monitor=param_norm, monitor_every=-1), "monitor_every: expected an int >= 0"),
+        (dict(monitor=lambda p: [1.0]), "monitor: expected it to return a dict of metrics by name"),
+        (dict(monitor=lambda p: {"loss": 1.0}, monitor_every=1), r"monitor: its metrics \['loss'\] have the names"),
+    ],
+)
+def test_fit_monitor_errors(kwargs, match):
+    state, step = make()
+    with pytest.raises(ValueError, match=match):
+        rj.train.fit(state, step, data, 3, key=jax.random.key(1), progress=False, **kwargs)

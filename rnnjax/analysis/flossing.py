@@ -35,7 +35,7 @@ import optax
 from rnnjax.analysis.systems import System, drive
 from rnnjax.analysis.validate import check_int
 from rnnjax.cells import Cell
-from rnnjax.checks import check_positive_int, describe
+from rnnjax.checks import check_nonnegative_int, check_positive_int, describe
 from rnnjax.network import RNN
 from rnnjax.types import Array, Carry, Params
 
@@ -119,16 +119,10 @@ def flossing_loss(
                                                direction=direction) ** 2, axis=-1))  # fmt: skip
 
 
-_STATIC = ("cell", "k", "warmup", "layer", "direction")
+_STATIC = ("cell", "tx", "k", "warmup", "layer", "direction")
 
 
 @functools.partial(jax.jit, static_argnames=_STATIC)
-def _mean_exponents(params: Params, xs: Array, carry: Carry | None, *, cell: Any, k: int, warmup: int, layer: Any,
-                    direction: int) -> Array:  # fmt: skip
-    return lyapunov_exponents(cell, params, xs, carry, k=k, warmup=warmup, layer=layer, direction=direction).mean(0)
-
-
-@functools.partial(jax.jit, static_argnames=(*_STATIC, "tx"))
 def _floss_step(
     params: Params, opt_state: Any, xs: Array, carry: Carry | None, *, cell: Any, tx: optax.GradientTransformation,
     k: int, warmup: int, layer: Any, direction: int,
@@ -174,29 +168,30 @@ def floss(
         warmup: steps of each trajectory left out of the average.
 
     Returns:
-        the flossed params, the loss of every step and the mean exponents before and after (one jitted step,
-        compiled once; the host waits only at the end).
+        the flossed params, the loss of every step and the mean exponents before and after. The step is jitted
+        once per (cell, tx, k, warmup, layer, direction) and shapes: a second call with the same ones compiles
+        nothing; the host waits only at the end.
 
     Raises:
         ValueError: a bad argument (named).
         FloatingPointError: the loss or the params became NaN or Inf (the first such step is named).
     """
     check_positive_int(steps, "steps")
+    check_positive_int(k, "k")
+    check_nonnegative_int(warmup, "warmup")
     if not isinstance(tx, optax.GradientTransformation):
         raise ValueError(f"tx: expected an optax.GradientTransformation (e.g. optax.adam(1e-3)), got {describe(tx)}")
     batch_of = xs if callable(xs) else (lambda step: xs)
-    first = batch_of(0)
-    _checked_drive(cell, params, first, carry, None, k, warmup, layer, direction)  # argument errors, once
-
-    static = dict(cell=cell, k=k, warmup=warmup, layer=layer, direction=direction)
+    static = dict(cell=cell, tx=tx, k=k, warmup=warmup, layer=layer, direction=direction)
     opt_state = tx.init(params)
     losses, lams = [], []
-    for s in range(steps):
-        x = first if s == 0 else batch_of(s)
-        params, opt_state, loss, lam = _floss_step(params, opt_state, x, carry, tx=tx, **static)
+    for s in range(steps):  # the arguments are checked when the first step is traced
+        params, opt_state, loss, lam = _floss_step(params, opt_state, batch_of(s), carry, **static)
         losses.append(loss)
         lams.append(lam)
-    last = _mean_exponents(params, batch_of(steps - 1), carry, **static)
+    # The exponents after the last update: one more step's forward values (its update is dropped), which
+    # compiles nothing new.
+    last = _floss_step(params, opt_state, batch_of(steps - 1), carry, **static)[3]
     losses, lams = np.asarray(jnp.stack(losses)), np.asarray(jnp.stack([*lams, last]))
     bad = np.flatnonzero(~np.isfinite(losses))
     if bad.size or not all(bool(jnp.isfinite(leaf).all()) for leaf in jax.tree.leaves(params)):

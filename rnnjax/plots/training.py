@@ -41,10 +41,11 @@ def lyapunov_and_loss(
     window: int = 1,
     prefix: str = "lyapunov/",
     title: str = "",
+    groups: Mapping[str, str] | None = None,
 ) -> Path:
-    """Two panels over the training step, one colour per run: ``metric`` (smoothed over ``window`` logged
-    steps) above, the logged Lyapunov exponents below (``lambda_1`` solid and marked, the others thin), with
-    the line ``lambda = 0`` that separates vanishing (below) from exploding (above) gradients.
+    """Two panels over the training step, one colour per run (or per group of runs): ``metric`` (smoothed over
+    ``window`` logged steps) above, the logged Lyapunov exponents below (``lambda_1`` solid and marked, the others
+    thin), with the line ``lambda = 0`` that separates vanishing (below) from exploding (above) gradients.
 
     Args:
         histories: ``{run name: fit's log records}``.
@@ -52,6 +53,7 @@ def lyapunov_and_loss(
         baseline: ``(label, level)`` drawn as a dashed line in the upper panel (chance).
         window: moving-average window of the upper curves, in logged points.
         prefix: the exponents' key prefix (``lyapunov/1`` ..).
+        groups: ``{run name: group}``: the runs of a group (the seeds of one arm) share a colour and a label.
 
     Raises:
         ValueError: no run, or no run with ``metric`` or with exponents.
@@ -64,14 +66,20 @@ def lyapunov_and_loss(
         raise ValueError(f"histories: no record holds {prefix}1 (train with fit(monitor=lyapunov_monitor(...)))")
     fig = Figure(figsize=(7.5, 6.0))
     top, bottom = fig.subplots(2, 1, sharex=True)
-    for i, (name, history) in enumerate(histories.items()):
-        color = f"C{i % 10}"
+    groups = {name: (groups or {}).get(name, name) for name in histories}
+    colors = {group: f"C{i % 10}" for i, group in enumerate(dict.fromkeys(groups.values()))}
+    labelled = set()
+    for name, history in histories.items():
+        group = groups[name]
+        color, label = colors[group], None if group in labelled else group
+        labelled.add(group)
         steps, values = _curve(history, metric)
-        top.plot(steps, smooth(values, window), color=color, lw=1.2, label=name)
+        top.plot(steps, smooth(values, window), color=color, lw=1.2, label=label)
         for j in range(exponents_in(history, prefix), 0, -1):
             s, lam = _curve(history, f"{prefix}{j}")
             if j == 1:
-                bottom.plot(s, lam, color=color, lw=1.4, marker="o", ms=2.5, label=f"{name}: $\\lambda_1$")
+                bottom.plot(s, lam, color=color, lw=1.4, marker="o", ms=2.5,
+                            label=None if label is None else f"{label}: $\\lambda_1$")  # fmt: skip
             else:
                 bottom.plot(s, lam, color=color, lw=0.6, alpha=0.5)
     if baseline is not None:
