@@ -15,8 +15,8 @@
     (Engelken, Wolf & Abbott 2020), with the mean-field largest exponent ``log(chi) / 2`` beside the measured.
 
 Nothing is trained. It writes ``runs/<name>/`` under the current directory: ``config.json``, ``metrics.jsonl``,
-the figures and ``report.md``. The default run took 105 s on 2 busy CPU cores (load average ~4); expect
-about a minute on a quiet machine.
+the figures and ``report.md``. The default run took 94 s of wall time on 2 shared CPU cores at a load average of
+12 (31 s of CPU time, 0.9 GB of memory): well under the 5 minutes of the budget on a quiet machine.
 
 Run::
 
@@ -59,10 +59,15 @@ class Config:
     burn_in: int = 100
     """Steps run from a_0 = tanh(sqrt(q*) z) before the measured window, so that it starts on the stationary state."""
     q_stars: tuple[float, ...] = (0.01, 0.05)
-    """Fixed points q* of the critical initialisations: (sigma_w, sigma_b) on chi = 1 with each q*, for each W."""
+    """Fixed points q* of the critical initialisations, for each W: sigma_w^2 = 1 / E[tanh'(sqrt(q*) z)^2], the
+    slack q* - sigma_w^2 E[tanh(sqrt(q*) z)^2] (1.3e-6 at q* = 0.01, 1.3e-4 at 0.05) carried by the inputs
+    (sigma_u^2 = slack, sigma_b = 0): fresh at every step, as the mean field's bias is at every layer."""
+    biased_q_star: float | None = 0.05
+    """One more critical orthogonal initialisation at this q* (None: none) whose slack goes to the bias
+    (sigma_b^2 = slack - sigma_u^2): the same b at every step, which the mean field does not describe."""
     sigma_u: float = 0.001
-    """Scale of the input weights, U_ij ~ N(0, sigma_u^2 / input_size), for every initialisation (on the critical
-    line the inputs must fit in its slack q* - sigma_w^2 E[tanh^2], about 1.3e-6 at q* = 0.01, 1.3e-4 at 0.05)."""
+    """Scale of the input weights, U_ij ~ N(0, sigma_u^2 / input_size), of the initialisations off the critical
+    line and of the biased one."""
     large_sigma_w: float = 2.0
     """The larger sigma_w of the Gaussian W (chaotic: chi > 1)."""
     float64: bool = True
@@ -94,20 +99,25 @@ TINY = dict(hidden_size=16, input_size=4, batch=2, times=(1, 3, 6), burn_in=5, g
             lyapunov_warmup=20, exponents=12, dimension_batch=1)  # fmt: skip
 
 
-def critical_name(ensemble: str, q_star: float) -> str:
-    return f"critical {ensemble}, q*={q_star:g}"
+def critical_name(ensemble: str, q_star: float, biased: bool = False) -> str:
+    return f"critical {ensemble}, q*={q_star:g}" + (", bias" if biased else "")
 
 
-def initialisations(cfg: Config) -> dict[str, tuple[str, float, float]]:
-    """``{name: (ensemble, sigma_w, sigma_b)}`` of part (a)."""
+def initialisations(cfg: Config) -> dict[str, tuple[str, float, float, float]]:
+    """``{name: (ensemble, sigma_w, sigma_b, sigma_u)}`` of part (a)."""
+    su = cfg.sigma_u
     inits = {
-        "gaussian, sigma_w=1": ("gaussian", 1.0, 0.0),
-        f"gaussian, sigma_w={cfg.large_sigma_w:g}": ("gaussian", cfg.large_sigma_w, 0.0),
-        "orthogonal, sigma_w=1": ("orthogonal", 1.0, 0.0),
+        "gaussian, sigma_w=1": ("gaussian", 1.0, 0.0, su),
+        f"gaussian, sigma_w={cfg.large_sigma_w:g}": ("gaussian", cfg.large_sigma_w, 0.0, su),
+        "orthogonal, sigma_w=1": ("orthogonal", 1.0, 0.0, su),
     }
     for ensemble in ("orthogonal", "gaussian"):
         for q in cfg.q_stars:
-            inits[critical_name(ensemble, q)] = (ensemble, *isometry.critical_point(q, cfg.sigma_u))
+            sigma_w, slack = isometry.critical_point(q)  # sigma_b of the line without inputs: sqrt(slack)
+            inits[critical_name(ensemble, q)] = (ensemble, sigma_w, 0.0, slack)
+    if cfg.biased_q_star is not None:
+        q = cfg.biased_q_star
+        inits[critical_name("orthogonal", q, biased=True)] = ("orthogonal", *isometry.critical_point(q, su), su)
     return inits
 
 
@@ -154,11 +164,11 @@ def part_a(cfg: Config, key: jax.Array, bar: tqdm) -> dict[str, dict[str, Any]]:
     xs = jax.random.normal(k_x, (cfg.batch, cfg.burn_in + T_max, cfg.input_size), dtype)
     z = jax.random.normal(k_z, (cfg.batch, cfg.hidden_size), dtype)
     out = {}
-    for name, (ensemble, sigma_w, sigma_b) in initialisations(cfg).items():
-        mf = isometry.mean_field(sigma_w, sigma_b, cfg.sigma_u)
+    for name, (ensemble, sigma_w, sigma_b, sigma_u) in initialisations(cfg).items():
+        mf = isometry.mean_field(sigma_w, sigma_b, sigma_u)
         cell, params = isometry.mean_field_init(
             rj.experiment.key_for(key, name), cfg.hidden_size, cfg.input_size, sigma_w=sigma_w, sigma_b=sigma_b,
-            sigma_u=cfg.sigma_u, ensemble=ensemble, dtype=dtype,
+            sigma_u=sigma_u, ensemble=ensemble, dtype=dtype,
         )  # fmt: skip
         a0 = jnp.tanh(jnp.sqrt(jnp.asarray(mf.q_star, dtype)) * z)
         singular, q = jax.device_get(measure_spectra(cell, params, a0, xs[:, : cfg.burn_in], xs[:, cfg.burn_in :],
@@ -167,7 +177,8 @@ def part_a(cfg: Config, key: jax.Array, bar: tqdm) -> dict[str, dict[str, Any]]:
         stats = {T: spectrum_stats(np.asarray(singular[:, i]), dtype) for i, T in enumerate(cfg.times)}
         radius = float(np.abs(analysis.eigenvalues(params.W)[0]))
         spectra = {T: np.asarray(singular[:, i]) for i, T in enumerate(cfg.times)}
-        out[name] = {"ensemble": ensemble, "sigma_w": sigma_w, "sigma_b": sigma_b, "mf": mf, "q": float(q),
+        out[name] = {"ensemble": ensemble, "sigma_w": sigma_w, "sigma_b": sigma_b, "sigma_u": sigma_u, "mf": mf,
+                     "q": float(q),
                      "radius": radius, "singular": spectra, "stats": stats, "pred_mean": mean,
                      "pred_nvar": nvar}  # fmt: skip
         bar.update()
@@ -213,10 +224,11 @@ def spectra_table(cfg: Config, a: dict[str, dict[str, Any]]) -> str:
 
 def inits_table(a: dict[str, dict[str, Any]]) -> str:
     rows = [[name, r["ensemble"], f"{r['sigma_w']:.4f}", f"{r['radius']:.4f}", f"{r['sigma_b']:.4g}",
-             f"{r['mf'].q_star:.4g}", f"{r['q']:.4g}", f"{r['mf'].chi:.4f}",
+             f"{r['sigma_u']:.4g}", f"{r['mf'].q_star:.4g}", f"{r['q']:.4g}", f"{r['mf'].chi:.4f}",
              f"{r['mf'].mu_2 / r['mf'].mu_1 ** 2 - 1:.3g}"] for name, r in a.items()]  # fmt: skip
     return rj.experiment.markdown_table(
-        ["initialisation", "W", "sigma_w", "spectral radius of W", "sigma_b", "q* (mean field)", "q (measured)",
+        ["initialisation", "W", "sigma_w", "spectral radius of W", "sigma_b", "sigma_u", "q* (mean field)",
+         "q (measured)",
          "chi", "mu_2/mu_1^2 - 1"], rows)  # fmt: skip
 
 
@@ -252,6 +264,11 @@ def classics(cfg: Config, a: dict[str, dict[str, Any]], b: dict[float, dict[str,
     peak = int(np.argmax(ky))
     rising = peak > 0 and all(ky[i] < ky[i + 1] for i in range(peak))
     small = max(ky) < 0.5
+    biased_note = ""
+    if cfg.biased_q_star is not None:
+        r = a[critical_name("orthogonal", cfg.biased_q_star, biased=True)]
+        biased_note = (f"; with the slack in a static bias instead (q* = {cfg.biased_q_star:g}) the orthogonal mean "
+                       f"is {r['stats'][T]['mean_sq']:.3g} at q = {r['q']:.3g}")  # fmt: skip
     within = ", ".join(f"{orth[q]['stats'][T]['within_2']:.0%} (q* = {q:g})" for q in cfg.q_stars)
     return [
         rj.experiment.Classic(
@@ -279,9 +296,9 @@ def classics(cfg: Config, a: dict[str, dict[str, Any]], b: dict[float, dict[str,
             + f" critical orthogonal (chi^T = 1); {off_mean:.3g} orthogonal sigma_w = 1 (chi^T = {off_pred:.3g}); "
             f"{gauss['stats'][T]['mean_sq']:.3g} critical Gaussian, q* = {q_lo:g} (chi^T = 1)",
             agrees="yes" if chi_T else "no",
-            note="yes when every orthogonal mean is within 1.5x of chi^T. The critical Gaussian RNN's mean is "
-            f"{gauss['stats'][T]['mean_sq']:.2g} x chi^T at n = {n}: its state sits at q = {gauss['q']:.3g}, not "
-            f"q* = {q_lo:g}",
+            note="yes when every input-driven orthogonal mean is within 1.5x of chi^T. The critical Gaussian RNN's "
+            f"mean is {gauss['stats'][T]['mean_sq']:.2g} x chi^T at n = {n}: its state sits at q = {gauss['q']:.3g}, "
+            f"not q* = {q_lo:g}" + biased_note,
         ),  # fmt: skip
         rj.experiment.Classic(
             result="the attractor of a chaotic RNN has a dimension far below n, growing with g near the onset of chaos",
@@ -364,14 +381,20 @@ def write_figures(
 
 def write_report(cfg: Config, run_dir: Any, tables: dict[str, str], figures: dict[str, str],
                  rows: list[rj.experiment.Classic], seconds: float) -> None:  # fmt: skip
+    biased = (
+        ""
+        if cfg.biased_q_star is None
+        else (f"; the one marked bias puts it in ``b`` instead, the same at every step (q* = {cfg.biased_q_star:g})")
+    )
     body = f"""## (a) Singular values of da_T/da_0 at initialisation
 
 A tanh RNN of n = {cfg.hidden_size} units, ``a_t = tanh(W a_(t-1) + U x_t + b)``, with ``U_ij ~ N(0, sigma_u^2 /
-{cfg.input_size})`` (sigma_u = {cfg.sigma_u:g}), ``b_i ~ N(0, sigma_b^2)``, inputs ``x_t ~ N(0, I)``. The critical
-initialisations sit on ``chi = 1`` at q* = {", ".join(f"{q:g}" for q in cfg.q_stars)}
-(``rnnjax.analysis.isometry.critical_point``). Each of {cfg.batch} sequences starts from ``a_0 = tanh(sqrt(q*) z)``
-run for {cfg.burn_in} steps; the spectra of the {cfg.batch} products are pooled. q (measured) is the mean square of
-the pre-activations over the window, to set beside the mean field's q*.
+{cfg.input_size})``, ``b_i ~ N(0, sigma_b^2)``, inputs ``x_t ~ N(0, I)``. The critical initialisations sit on
+``chi = 1`` at q* = {", ".join(f"{q:g}" for q in cfg.q_stars)} (``rnnjax.analysis.isometry.critical_point``), the
+slack of the line carried by the inputs (fresh at every step, like the bias of a feed-forward layer){biased}.
+Each of {cfg.batch} sequences starts from ``a_0 = tanh(sqrt(q*) z)`` run for {cfg.burn_in} steps; the spectra of
+the {cfg.batch} products are pooled. q (measured) is the mean square of the pre-activations over the window, to set
+beside the mean field's q*.
 
 {tables["inits"]}
 
@@ -393,7 +416,8 @@ line, decaying off it (``sigma_w = 1`` with q* > 0 has ``chi < 1``). A Gaussian 
 step whatever its ``sigma_w`` (the Marchenko-Pastur spread of ``WW^T`` compounds). Its eigenvalues also reach
 beyond the circle of radius ``sigma_w`` at this n (the spectral radius in the first table): near ``sigma_w = 1``
 those modes grow until tanh saturates them, the state leaves the mean-field q* (q measured) and the mean of
-``sigma^2`` falls below ``chi^T``. The RNN reuses one W at every step; the theory treats them as free.
+``sigma^2`` falls below ``chi^T``. The RNN reuses one W (and one b) at every step; the theory treats each step's
+as fresh: a static bias gives the state a static part the mean field does not describe (the row marked bias).
 
 ## (b) Dimension of the chaotic attractor of the autonomous tanh RNN
 

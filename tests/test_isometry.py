@@ -13,6 +13,10 @@ import pytest
 from rnnjax import analysis
 from rnnjax.analysis import isometry as iso
 
+# Jitted where a test only checks values: eager dispatch compiles every small op anew (seconds on a busy CPU).
+spectra = jax.jit(iso.end_to_end_singular_values, static_argnums=(0, 3))
+direct_products = jax.jit(analysis.direct_products, static_argnums=(0, 3))
+
 
 def test_linear_rnn_products_are_powers_of_W(getkey, x64):
     # a_t = W a_(t-1) + U x_t + b: J_t = W for every t, so da_T/da_0 = W^T exactly.
@@ -20,43 +24,43 @@ def test_linear_rnn_products_are_powers_of_W(getkey, x64):
         cell, params = iso.mean_field_init(getkey(), 6, 3, sigma_w=1.3, sigma_b=0.5, sigma_u=1.0, ensemble=ensemble,
                                            activation="linear", dtype=jnp.float64)  # fmt: skip
         xs = jax.random.normal(getkey(), (2, 5, 3), jnp.float64)
-        sv = iso.end_to_end_singular_values(cell, params, xs, (0, 1, 3, 5))
-        assert sv.shape == (2, 4, 6)
+        sv = spectra(cell, params, xs, (0, 3))
+        assert sv.shape == (2, 2, 6)
         W = np.asarray(params.W)
-        for i, T in enumerate((0, 1, 3, 5)):
+        for i, T in enumerate((0, 3)):
             expected = np.linalg.svd(np.linalg.matrix_power(W, T), compute_uv=False)
             np.testing.assert_allclose(sv[:, i], np.broadcast_to(expected, (2, 6)), rtol=1e-10)
         if ensemble == "orthogonal":  # sigma_w Q: every singular value of (sigma_w Q)^T is sigma_w^T
-            np.testing.assert_allclose(sv[:, 2], 1.3**3, rtol=1e-10)
+            np.testing.assert_allclose(sv[:, 1], 1.3**3, rtol=1e-10)
     # lengths: a sequence of length L < T holds its state, so its product is W^L
-    sv = iso.end_to_end_singular_values(cell, params, xs, (4,), lengths=jnp.array([5, 2]))
+    sv = spectra(cell, params, xs, (3,), lengths=jnp.array([5, 2]))
     np.testing.assert_allclose(sv[1, 0], np.linalg.svd(np.linalg.matrix_power(W, 2), compute_uv=False), rtol=1e-10)
 
 
 def test_tanh_products_match_the_reference(getkey, x64):
     cell, params = iso.mean_field_init(getkey(), 5, 2, sigma_w=1.5, sigma_b=0.3, sigma_u=1.0, dtype=jnp.float64)
-    xs = jax.random.normal(getkey(), (2, 6, 2), jnp.float64)
+    xs = jax.random.normal(getkey(), (2, 4, 2), jnp.float64)
     carry = jax.random.normal(getkey(), (2, 5), jnp.float64) * 0.3
-    sv = iso.end_to_end_singular_values(cell, params, xs, (2, 6), carry)
-    for i, t in enumerate((2, 6)):
-        direct = analysis.direct_products(cell, params, xs, t, carry)[:, 0]  # jax.jacrev through the unrolled steps
-        np.testing.assert_allclose(sv[:, i], np.linalg.svd(np.asarray(direct), compute_uv=False), rtol=1e-9)
+    sv = spectra(cell, params, xs, (4,), carry)
+    direct = direct_products(cell, params, xs, 4, carry)[:, 0]  # jax.jacrev through the unrolled steps
+    np.testing.assert_allclose(sv[:, 0], np.linalg.svd(np.asarray(direct), compute_uv=False), rtol=1e-9)
     with pytest.raises(ValueError, match="times"):
-        iso.end_to_end_singular_values(cell, params, xs, (7,))
+        iso.end_to_end_singular_values(cell, params, xs, (5,))
     with pytest.raises(ValueError, match="times"):
         iso.end_to_end_singular_values(cell, params, xs, 3)
 
 
 def test_mean_field_init_draws_the_stated_scales(getkey):
-    cell, params = iso.mean_field_init(getkey(), 400, 50, sigma_w=1.7, sigma_b=0.4, sigma_u=0.8)
+    cell, params = iso.mean_field_init(getkey(), 300, 50, sigma_w=1.7, sigma_b=0.4, sigma_u=0.8)
     # one cell for every draw (the init lives in the params): one compiled analysis serves them all
-    assert cell is iso.mean_field_init(getkey(), 400, 50, sigma_w=0.5, ensemble="orthogonal")[0]
-    assert cell.name == "rnn" and dict(cell.options)["activation"] == "tanh"
-    assert float(jnp.var(params.W) * 400) == pytest.approx(1.7**2, rel=0.02)
-    assert float(jnp.var(params.U) * 50) == pytest.approx(0.8**2, rel=0.03)
-    assert float(jnp.std(params.b)) == pytest.approx(0.4, rel=0.15)
-    _, orth = iso.mean_field_init(getkey(), 20, 3, sigma_w=0.9, ensemble="orthogonal")
-    np.testing.assert_allclose(np.linalg.svd(np.asarray(orth.W), compute_uv=False), 0.9, rtol=1e-5)
+    same, orth = iso.mean_field_init(getkey(), 300, 50, sigma_w=0.9, ensemble="orthogonal")
+    assert same is cell and cell.name == "rnn" and dict(cell.options)["activation"] == "tanh"
+    U, W, b = (np.asarray(p) for p in params)
+    assert W.var() * 300 == pytest.approx(1.7**2, rel=0.02)  # 4 standard errors of a variance of 90,000 draws
+    assert U.var() * 50 == pytest.approx(0.8**2, rel=0.04)
+    assert b.std() == pytest.approx(0.4, rel=0.2)
+    np.testing.assert_allclose(np.linalg.svd(np.asarray(orth.W), compute_uv=False), 0.9, rtol=1e-4)
+    assert not np.any(orth.b) and orth.U.shape == (300, 50) and not np.any(orth.U)  # sigma_b = sigma_u = 0
     with pytest.raises(ValueError, match="ensemble"):
         iso.mean_field_init(getkey(), 4, 2, sigma_w=1.0, ensemble="uniform")
     with pytest.raises(ValueError, match="sigma_w"):

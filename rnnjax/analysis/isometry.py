@@ -108,9 +108,10 @@ def gaussian_expectation(f: Callable[[np.ndarray], np.ndarray], q: Any, step: fl
 
     For an integrand analytic in a strip ``|Im z| < a`` the rule's error falls like ``exp(-2 pi a / step)``
     (Trefethen & Weideman 2014, "The exponentially convergent trapezoidal rule"); ``tanh(sqrt(q) z)`` has
-    ``a = pi / (2 sqrt(q))``, so the default step leaves ~1e-86 at q = 1 and ~1e-9 at q = 1e4 (the tail
-    beyond 12 weighs ~1e-32). Gauss-Hermite quadrature, the usual choice, is not used: its nodes are too far
-    apart for ``tanh'(sqrt(q) z)^2`` once q is large (101 nodes: 0.7% off at q = 4, 25% at q = 12.5, measured).
+    ``a = pi / (2 sqrt(q))``, so the default step leaves ``exp(-pi^2 / (sqrt(q) step))``: below double precision
+    up to q ~ 1e3, ~1e-9 at q = 1e4 (the tail beyond 12 weighs ~1e-32). Gauss-Hermite quadrature, the usual
+    choice, is not used: its nodes lie too far apart for the narrow ``tanh'(sqrt(q) z)^(2k)`` once q is large
+    (101 nodes, measured: ``E[tanh'^2]`` 4.5% off and ``E[tanh'^4]`` 25% off at q = 12.5, the q* of sigma_w = 4).
 
     Args:
         f: a numpy function applied elementwise.
@@ -223,7 +224,7 @@ def critical_point(
     """``(sigma_w, sigma_b)`` on the critical line ``chi = 1`` whose fixed point is ``q_star``.
 
     ``sigma_w^2 = 1 / E[phi'(sqrt(q*) z)^2]`` and ``sigma_b^2 = q* - sigma_w^2 E[phi(sqrt(q*) z)^2] - sigma_u^2 q_x``
-    (the line parametrised by ``q*``, as Pennington et al. 2017 do). For tanh the slack ``q* - sigma_w^2 E[phi^2]``
+    (the line parametrised by its fixed point). For tanh the slack ``q* - sigma_w^2 E[phi^2]``
     is of order ``q*^3``: near ``q* = 0`` the critical line leaves little room for inputs or bias.
 
     Raises:

@@ -76,7 +76,7 @@ def against_time(
 ) -> Path:
     """A measured quantity against T (markers), one colour per initialisation, with the mean-field prediction
     of the same colour (dashed line, evaluated on ``times``) where ``predicted`` has one."""
-    fig = Figure(figsize=(6.6, 4.2))
+    fig = Figure(figsize=(9.6, 4.4))
     ax = fig.subplots()
     times = np.asarray(times, float)
     for i, (name, values) in enumerate(measured.items()):
@@ -92,5 +92,5 @@ def against_time(
     ax.set_ylabel(ylabel)
     ax.set_title(title, fontsize=10)
     ax.grid(alpha=0.3, which="both")
-    ax.legend(fontsize=7, ncol=2)
+    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
     return save(fig, path)
