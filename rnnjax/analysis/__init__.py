@@ -6,8 +6,22 @@ direction=0)``: a Cell, or an :class:`~rnnjax.RNN` (one layer and direction of i
 result; the reductions of Jacobians take the same ``lengths`` and use only the valid steps.
 """
 
+from rnnjax.analysis.dimension import kaplan_yorke_dimension, participation_ratio
+from rnnjax.analysis.fixed_points import FixedPoints, default_tol, find_fixed_points, sample_states
 from rnnjax.analysis.gates import gate_traces
 from rnnjax.analysis.gradients import gradient_reach, state_gradients
+from rnnjax.analysis.isometry import (
+    MeanField,
+    critical_point,
+    end_to_end_singular_values,
+    fixed_point,
+    gaussian_expectation,
+    mean_field,
+    mean_field_init,
+    predicted_moments,
+    squared_moments,
+    variance_map,
+)
 from rnnjax.analysis.jacobians import (
     blocks,
     direct_products,
@@ -29,25 +43,41 @@ from rnnjax.analysis.spectra import (
 )
 
 __all__ = [
+    "FixedPoints",
     "LagNorms",
+    "MeanField",
     "NormRangeWarning",
     "blocks",
+    "critical_point",
+    "default_tol",
     "direct_products",
     "eigenvalues",
+    "end_to_end_singular_values",
+    "find_fixed_points",
     "fit_rate",
+    "fixed_point",
     "gate_traces",
+    "gaussian_expectation",
     "gradient_reach",
     "jacobian_products",
+    "kaplan_yorke_dimension",
     "lyapunov_from_jacobians",
     "lyapunov_spectrum",
     "matrix_norm",
+    "mean_field",
+    "mean_field_init",
     "norm_matrix",
     "norms_by_lag",
+    "participation_ratio",
     "pascanu_bound",
+    "predicted_moments",
+    "sample_states",
     "singular_values",
+    "squared_moments",
     "state_from_vector",
     "state_gradients",
     "state_vector",
     "step_jacobians",
     "trajectory",
+    "variance_map",
 ]

@@ -1,9 +1,12 @@
 """Figures shared by experiments and notebooks (matplotlib's object API, written to PNG).
 
-One module a theme: :mod:`rnnjax.plots.curves` (learning curves, heatmaps, spectra, the applications' figures);
-each figure function takes its data and a ``path`` and returns the path it wrote.
+One module a theme, each figure function taking its data and a ``path`` and returning the path it wrote:
+:mod:`~rnnjax.plots.curves` (learning curves, heatmaps, spectra, sweeps, the applications' figures),
+:mod:`~rnnjax.plots.dynamics` (fixed points on the trajectories' principal components),
+:mod:`~rnnjax.plots.isometry` (singular-value spectra of the end-to-end Jacobian).
 """
 
+from rnnjax.plots import dynamics, isometry
 from rnnjax.plots.curves import (
     confusion_matrix,
     forecasts,
@@ -22,6 +25,8 @@ from rnnjax.plots.curves import (
 )
 
 __all__ = [
+    "dynamics",
+    "isometry",
     "confusion_matrix",
     "forecasts",
     "gate_heatmaps",
