@@ -118,6 +118,9 @@ def test_adding_problem_cli_parses_the_config(mod):
     assert mod.steps_per_length(cfg) == {50: 300, 200: 100}
     assert mod.steps_per_length(mod.dataclasses.replace(cfg, steps=(7,))) == {50: 7, 200: 7}
     assert rj.experiment.parse_config(mod.Config, ["--tbptt", "None"]).tbptt is None
+    rates = rj.experiment.parse_config(mod.Config, ["--learning-rate", "0.01", "--learning-rates", "irnn", "3e-4"])
+    assert [mod.learning_rate(rates, c) for c in ("irnn", "lstm")] == [3e-4, 0.01]
+    assert mod.learning_rate(mod.Config(), "irnn") == 1e-4 and mod.learning_rate(mod.Config(), "gru") == 3e-3
     with pytest.raises(SystemExit):  # tyro prints what it expected
         rj.experiment.parse_config(mod.Config, ["--tbptt", "ten"])
     with pytest.raises(SystemExit):
@@ -132,6 +135,9 @@ def test_adding_problem_cli_parses_the_config(mod):
         (dict(lengths=(100, 100)), "lengths: expected distinct"),
         (dict(lengths=(1,)), "lengths: expected distinct lengths T >= 2"),
         (dict(cells=("lstm", "nope")), "cells: expected distinct names"),
+        (dict(learning_rates=(("nope", 1e-3),)), "learning_rates: expected distinct cell names"),
+        (dict(learning_rates=(("irnn", 0.0),)), "learning_rates: expected distinct cell names with positive"),
+        (dict(learning_rate=-1.0), "learning_rate: expected a positive rate"),
         (dict(lengths=(20, 100), steps=(5,), tbptt=50), r"tbptt: expected None or 1 to the shortest T \(20\)"),
     ],
 )
