@@ -39,6 +39,8 @@ BOS, EOS = "^", "$"
 VOCAB = rj.data.CharVocab(BOS + EOS + "".join(sorted(set("".join(NAMES)))))
 """``^`` starts every caption (id 0, the model's ``bos_id``), ``$`` ends it (id 1), then the letters."""
 MAX_LEN = max(len(n) for n in NAMES) + 1
+PROBE = 8
+"""Held-out examples saved with each model (fit's probe=), the inputs that python -m rnnjax.analyse drives it with."""
 """Steps to decode: the longest name and its end marker."""
 
 
@@ -128,10 +130,12 @@ def train_decoder(cfg: Config, cell: str, parts: dict, run_dir) -> dict:
         return loss(p, *batch), {}
 
     val_loss = jax.jit(loss)
+    v, targets, _ = (a[:PROBE] for a in encoded["test"])  # a few test images, for python -m rnnjax.analyse
+    probe = {"v": v, "tokens": np.asarray(rj.models.conditional.shift_right(targets, model.bos_id))}
     trained = rj.experiment.train_model(
         cell, params, loss_fn, tx, data, cfg.steps, key=jax.random.fold_in(key, 1), run_dir=run_dir,
         eval_fn=lambda p: {"loss": val_loss(p, *encoded["validation"])}, eval_every=cfg.eval_every,
-        progress=cfg.progress, config=cfg,
+        progress=cfg.progress, config=cfg, model=model, probe=probe,
     )  # fmt: skip
     generate = jax.jit(model.generate, static_argnums=(2,), static_argnames=("temperature",))
     v_test = encoded["test"][0]

@@ -99,6 +99,8 @@ TINY = dict(
     hidden_size=8, embed_dim=4, seq_len=16, batch_size=4, steps=3, train_chars=200_000, eval_rows=2, eval_len=32,
     eval_every=2, ngram_orders=(3, 5), temperatures=(0.5, 1.0), sample_chars=20, prompt_chars=20,
 )  # fmt: skip
+PROBE = 8
+"""Held-out examples saved with each model (fit's probe=), the inputs that python -m rnnjax.analyse drives it with."""
 
 
 def held_out_rows(ids: np.ndarray, rows: int, length: int) -> np.ndarray:
@@ -157,7 +159,7 @@ def train_cell(cfg: Config, cell: str, corpus, train_ids: np.ndarray, slices: di
     trained = rj.experiment.train_model(
         cell, params, loss_fn, tx, data, cfg.steps, key=jax.random.fold_in(key, 1), run_dir=run_dir,
         eval_fn=lambda p: {"bpc": bpc(p, slices["valid"])}, eval_every=cfg.eval_every, progress=cfg.progress,
-        config=cfg,
+        config=cfg, model=model, probe={"tokens": slices["test"][:PROBE, :-1]},
     )  # fmt: skip
     steps, train_bpc = trained.curve("bpc")
     last = max(1, len(train_bpc) // 20)

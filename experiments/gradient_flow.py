@@ -21,9 +21,11 @@ reaches step k from step t is ``dL/da_t J_t ... J_{k+1}``. This study measures t
     unit's plane), so their Lyapunov exponents are each unit's mean of ``log |a_t|``, sorted; the measured
     spectrum is compared with that, at initialisation and after training.
 
-It writes ``runs/<name>/`` under the current directory: ``config.json``, ``metrics.jsonl``, the figures and
-``report.md`` (with the run's wall time). Each cell's keys come from its name (``rj.experiment.key_for``), so
-its results do not depend on which other cells run beside it; all cells see the same data.
+It writes ``runs/<name>/`` under the current directory: ``config.json``, ``metrics.jsonl``, the figures,
+``report.md`` (with the run's wall time) and a folder per cell trained in (b) with its model, checkpoint and
+probe (``python -m rnnjax.analyse runs/<name>`` analyses them). Each cell's keys come from its name
+(``rj.experiment.key_for``), so its results do not depend on which other cells run beside it; all cells see the
+same data.
 
 Run::
 
@@ -39,6 +41,7 @@ import functools
 import json
 import textwrap
 import time
+from pathlib import Path
 from typing import Any
 
 import jax
@@ -215,8 +218,12 @@ def cliff(cfg: Config) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     return w, b, np.asarray(values), np.asarray(jnp.sqrt(gw**2 + gb**2))
 
 
-def train(cfg: Config, name: str, key: jax.Array, probe: tuple[np.ndarray, np.ndarray]) -> dict[str, Any]:
-    """Trains one cell on the adding problem; records dL/da_k on a fixed batch at snapshots."""
+def train(
+    cfg: Config, name: str, key: jax.Array, probe: tuple[np.ndarray, np.ndarray], run_dir: Path
+) -> dict[str, Any]:
+    """Trains one cell on the adding problem; records dL/da_k on a fixed batch at snapshots. The last stage of
+    training saves the model, its checkpoint and a few probe sequences in ``run_dir/<name>/`` (for
+    ``python -m rnnjax.analyse``), and its ``metrics.jsonl`` holds every step."""
     cell = make_cell(name, cfg.hidden_size)
     model = rj.models.ManyToOne(rj.RNN(cell=cell), output_size=1)
     params = model.init(jax.random.fold_in(key, 0), INPUT_SIZE)
@@ -243,9 +250,12 @@ def train(cfg: Config, name: str, key: jax.Array, probe: tuple[np.ndarray, np.nd
     stops = np.linspace(0, cfg.train_steps, cfg.snapshots).round().astype(int)
     reaches, history = {}, []
     for stop in stops:
-        state, part = rj.train.fit(state, step, data, int(stop), key=jax.random.fold_in(key, 1), progress=False)
+        last = {"run_dir": run_dir / name, "overwrite": True, "model": model, "probe": {"xs": probe[0][:8]}}
+        state, part = rj.train.fit(state, step, data, int(stop), key=jax.random.fold_in(key, 1), progress=False,
+                                   **(last if stop == stops[-1] else {}))  # fmt: skip
         history += part
         reaches[int(stop)] = np.asarray(reach(state.params))
+    rj.runlog.write_log(run_dir / name / "metrics.jsonl", history)  # the stages before the last too
     xs, ys = probe
     final_mse = float(rj.losses.mse(model.apply(state.params, xs), ys))
     return {"cell": cell, "params": state.params.rnn[0][0], "reach": reaches, "history": history, "mse": final_mse}
@@ -289,7 +299,7 @@ def main(cfg: Config) -> dict[str, Any]:
     train_xs = jnp.asarray(adding_problem(np.random.default_rng([cfg.seed, 4]), cfg.batch, cfg.train_length)[0])
     trained: dict[str, dict[str, Any]] = {}
     for name in cfg.cells:
-        result = train(cfg, name, jax.random.fold_in(rj.experiment.key_for(key, name), 1), probe)
+        result = train(cfg, name, jax.random.fold_in(rj.experiment.key_for(key, name), 1), probe, run_dir)
         m = jax.device_get(measure(result["cell"], result["params"], train_xs, lyap_xs, cfg.lyapunov_warmup))
         m["bound"] = bound_of(result["cell"], result["params"], np.arange(cfg.train_length + 1))
         trained[name] = {**result, **m}

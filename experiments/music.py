@@ -85,6 +85,8 @@ class Config:
 
 TINY = dict(limit=4, hidden_size=8, seq_len=16, batch_size=2, steps=4, eval_every=2, prime_steps=4, generate_steps=8)
 CELLS = ("rnn", "lstm", "gru")
+PROBE = 8
+"""Held-out examples saved with each model (fit's probe=), the inputs that python -m rnnjax.analyse drives it with."""
 
 
 def with_silence(rolls: list[np.ndarray], extra: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -156,6 +158,7 @@ def train_cell(
     return rj.experiment.train_model(
         cell, params, lambda p, b, k: (loss(p, b), {}), tx, data_fn, cfg.steps, key=jax.random.fold_in(key, 1),
         run_dir=run_dir, eval_fn=eval_fn, eval_every=cfg.eval_every, progress=cfg.progress, config=cfg,
+        model=model, probe={"xs": xs[:PROBE], "lengths": lens[:PROBE]},
     ), model  # fmt: skip
 
 

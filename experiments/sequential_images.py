@@ -79,6 +79,8 @@ class Config:
 
 TINY = dict(hidden_size=8, mlp_hidden=8, batch_size=16, steps=6, eval_every=3, max_train=200)
 BASELINE_MLP, BASELINE_LOGREG = "mlp", "logistic regression"
+PROBE = 8
+"""Test images saved with each model (fit's probe=), the inputs that python -m rnnjax.analyse drives it with."""
 
 
 def _accuracy(logits, labels) -> float:
@@ -108,9 +110,11 @@ def train_one(cfg: Config, dataset: str, model_name: str, parts: dict, run_dir) 
     if model_name == BASELINE_MLP:
         model = rj.models.FeedForward((cfg.mlp_hidden,), 10)
         inputs = {k: p.flat() for k, p in parts.items()}
+        probe = {"x": inputs["test"][:PROBE]}
     else:
         model = rj.models.ManyToOne(rj.RNN(cell=make_cell(cfg, model_name, side)), output_size=10)
         inputs = {k: p.images for k, p in parts.items()}
+        probe = {"xs": inputs["test"][:PROBE]}
     name = f"{dataset}/{model_name}"
     key = rj.experiment.key_for(jax.random.key(cfg.seed), name)
     input_size = inputs["train"].shape[-1]
@@ -136,7 +140,7 @@ def train_one(cfg: Config, dataset: str, model_name: str, parts: dict, run_dir) 
     try:
         trained = rj.experiment.train_model(
             name, params, loss_fn, tx, data, cfg.steps, key=jax.random.fold_in(key, 1), run_dir=run_dir,
-            eval_fn=eval_fn, eval_every=cfg.eval_every, progress=cfg.progress, config=cfg,
+            eval_fn=eval_fn, eval_every=cfg.eval_every, progress=cfg.progress, config=cfg, model=model, probe=probe,
         )  # fmt: skip
     except rj.train.TrainingDiverged as e:  # a row that says so; the other models still run
         return {

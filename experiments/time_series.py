@@ -90,6 +90,8 @@ class Config:
 
 
 TINY = dict(hidden_size=8, steps=3, replicas=1, origins=2, batch_size=8, sarima_maxiter=3)
+PROBE = 8
+"""Held-out examples saved with each model (fit's probe=), the inputs that python -m rnnjax.analyse drives it with."""
 
 ORDERS = {  # (order, seasonal_order, trend) of the statsmodels SARIMAX baseline, fixed in advance
     "sunspots": ((9, 0, 0), (0, 0, 0, 0), "c"),
@@ -224,7 +226,7 @@ def train_network(cfg: Config, s: ts.Series, net: Forecaster, name: str, run_dir
     state, history = rj.train.fit(
         rj.train.TrainState.create(params, net.tx), net.train_step, data, cfg.steps, key=jax.random.fold_in(key, 1),
         run_dir=run_dir / name, progress=cfg.progress, description=name, config=dataclasses.asdict(cfg),
-        overwrite=True,
+        overwrite=True, model=net.model, probe={"xs": features(test_inputs[:PROBE])},
     )  # fmt: skip
     change = np.asarray(net.predict(state.params, jnp.asarray(features(test_inputs))), np.float64)
     return untransform(s.name, scaler.inverse(test_inputs[:, -1:] + change)), history

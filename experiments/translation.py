@@ -86,6 +86,8 @@ class Config:
 
 TINY = dict(numbers=300, hidden_size=8, embed_dim=8, batch_size=8, steps=4, eval_every=2, samples=3)
 ENCODERS = ("uni", "bi")
+PROBE = 8
+"""Held-out examples saved with each model (fit's probe=), the inputs that python -m rnnjax.analyse drives it with."""
 
 
 def length_baseline(src: list[list[str]], tgt: list[list[str]]) -> dict[int, list[str]]:
@@ -139,10 +141,12 @@ def train_and_decode(cfg: Config, encoder: str, data, arrays, run_dir) -> dict:
         return src[idx], src_len[idx], tgt[idx], tgt_len[idx]
 
     valid = arrays["valid"]
+    probe = dict(zip(("src", "src_lengths", "tgt_in", "tgt_lengths"), (a[:PROBE] for a in arrays["test"])))
+    probe["tgt_in"] = np.asarray(rj.models.shift_right(probe["tgt_in"], model.bos_id))  # for python -m rnnjax.analyse
     trained = rj.experiment.train_model(
         name, params, lambda p, b, k: (loss(p, b), {}), tx, data_fn, cfg.steps, key=jax.random.fold_in(key, 1),
         run_dir=run_dir, eval_fn=jax.jit(lambda p: {"loss": loss(p, valid)}), eval_every=cfg.eval_every,
-        progress=cfg.progress, config=cfg,
+        progress=cfg.progress, config=cfg, model=model, probe=probe,
     )  # fmt: skip
     s, sl, t, _ = arrays["test"]
     max_len = t.shape[1] + 2

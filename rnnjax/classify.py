@@ -9,6 +9,7 @@ their baselines.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -68,6 +69,7 @@ def train(
     eval_every: int = 0,
     progress: bool = True,
     config: Any = None,
+    probe_size: int = 8,
 ) -> Classified:
     """Trains ``model`` from ``params`` by cross-entropy on batches of ``train_split``
     (:func:`rnnjax.data.batch_indices` with ``seed``), logging to ``run_dir/name/``.
@@ -76,6 +78,8 @@ def train(
         name: the model's name (its log folder).
         key: its key (e.g. :func:`rnnjax.experiment.key_for` of the name); steps use ``fold_in(key, step)``.
         eval_every: evaluate the test loss and accuracy every this many steps (0: at the end only).
+        probe_size: the first this many test sequences are saved with the model (``fit(model=, probe=)``), the
+            inputs that ``python -m rnnjax.analyse`` drives the trained network with.
     """
     labels = np.asarray(train_split.labels, np.int32)
     x_test = jnp.asarray(test_split.xs)
@@ -100,8 +104,13 @@ def train(
         logits = test_logits(p)
         return {"loss": losses.cross_entropy(logits, y_test), "accuracy": losses.accuracy(logits, y_test)}
 
+    names = list(inspect.signature(model.apply).parameters)[1:3]  # after params: xs and lengths, by their names
+    probe = {names[0]: test_split.xs[:probe_size]}
+    if test_split.lengths is not None:
+        probe[names[1]] = test_split.lengths[:probe_size]
     trained = train_model(name, params, loss_fn, tx, batch, steps, key=key, run_dir=run_dir, eval_fn=eval_fn,
-                          eval_every=eval_every, progress=progress, config=config)  # fmt: skip
+                          eval_every=eval_every, progress=progress, config=config, model=model,
+                          probe=probe)  # fmt: skip
     predictions = np.asarray(jnp.argmax(test_logits(trained.params), -1))
     return Classified(
         name=name,
