@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import tomllib
@@ -42,10 +43,10 @@ def _models() -> dict[str, tuple]:
         "many_to_one": (rj.models.ManyToOne(_gru(), output_size=2), (3,), {"xs": XS, "lengths": LENGTHS}),
         "many_to_many": (rj.models.ManyToMany(_gru(), output_size=2, vocab_size=7, embed_dim=3), (), {"xs": TOKENS}),
         "language_model": (rj.models.LanguageModel(_gru(), vocab_size=7, embed_dim=3), (), {"tokens": TOKENS}),
-        "one_to_many": (rj.models.OneToMany(rj.RNN("lstm", 3), vocab_size=7, embed_dim=2, condition="both"), (4,),
-                        {"v": V, "tokens": TOKENS}),
-        "seq2seq": (rj.models.Seq2Seq(_gru(bidirectional=True), _gru(), src_vocab=7, tgt_vocab=7, embed_dim=3), (),
-                    {"src": TOKENS, "src_lengths": LENGTHS, "tgt_in": TOKENS, "tgt_lengths": np.array([4, 5])}),
+        "one_to_many": (rj.models.OneToMany(_gru(), vocab_size=7, embed_dim=3), (4,),
+                        {"v": V, "tokens": TOKENS, "lengths": LENGTHS}),
+        "seq2seq": (rj.models.Seq2Seq(_gru(), _gru(), src_vocab=7, tgt_vocab=7, embed_dim=3), (),
+                    {"src": TOKENS, "src_lengths": LENGTHS, "tgt_in": TOKENS, "tgt_lengths": LENGTHS}),
         "rnn": (rj.RNN("rnn", 3, num_layers=2), (3,), {"xs": XS}),
         "mlp": (rj.models.FeedForward((4,), 2), (15,), {"x": XS.reshape(2, -1)}),
     }  # fmt: skip
@@ -84,8 +85,16 @@ def test_the_networks_read_what_model_apply_feeds_them():
         if networks:
             assert networks[0].xs.shape == (2, 5, 3) and networks[0].carry is None
     assert networks == []  # a FeedForward's
-    for name in ("many_to_many", "one_to_many", "seq2seq"):  # embeddings, conditions, the encoder's carry
-        model, args, probe = models[name]
+    model, args, probe = models["many_to_many"]
+    params = model.init(jax.random.key(0), *args)
+    np.testing.assert_array_equal(recurrent_networks(model, params, probe)[0].xs, params.E[TOKENS])
+    models = {  # the condition beside each token and in the carry (an LSTM's, two leaves); a bidirectional encoder
+        "one_to_many": (rj.models.OneToMany(rj.RNN("lstm", 3), vocab_size=7, embed_dim=2, condition="both"), (4,),
+                        {"v": V, "tokens": TOKENS}),
+        "seq2seq": (rj.models.Seq2Seq(_gru(bidirectional=True), _gru(), src_vocab=7, tgt_vocab=7, embed_dim=3), (),
+                    {"src": TOKENS, "src_lengths": LENGTHS, "tgt_in": TOKENS, "tgt_lengths": np.array([4, 5])}),
+    }  # fmt: skip
+    for name, (model, args, probe) in models.items():
         params = model.init(jax.random.key(0), *args)
         networks = recurrent_networks(model, params, probe)
         assert [n.name for n in networks] == {"seq2seq": ["encoder", "decoder"]}.get(name, ["rnn"])
@@ -126,22 +135,25 @@ def test_measurements_equal_the_analysis_functions_on_each_sequence(x64):
     u = jax.random.normal(jax.random.key(0), (net.output_size,), xs.dtype)
     u = u / jnp.linalg.norm(u)
     longer = None
-    for b, L in enumerate(LENGTHS):
-        one = xs[b : b + 1, :L]
-        where = dict(layer=0, direction=1)
+    where = dict(layer=0, direction=1)
+
+    def loss(ys, finals):
+        return jnp.sum(last_outputs(ys, None, 2) @ u)
+
+    @jax.jit
+    def reference(one):  # the library's functions on one sequence, cut to its length
         jac = rj.analysis.step_jacobians(net, params, one, **where)
-        lags = rj.analysis.norms_by_lag(jac, warn=False)
-        np.testing.assert_allclose(got.norms[b, : L + 1], lags.norms[0, :5], rtol=1e-9)
-        assert np.isnan(got.norms[b, L + 1 :]).all()
-        exponents = rj.analysis.lyapunov_spectrum(net, params, one, k=2, warmup=1, **where)
-        np.testing.assert_allclose(got.lyapunov[b], exponents[0], rtol=1e-9)
         products = rj.analysis.jacobian_products(jac)
-        np.testing.assert_allclose(got.spectra[2][b], rj.analysis.singular_values(products[0, L - 2]), rtol=1e-9)
+        return (rj.analysis.norms_by_lag(jac, warn=False).norms[0], products[0],
+                rj.analysis.lyapunov_spectrum(net, params, one, k=2, warmup=1, **where)[0],
+                rj.analysis.state_gradients(net, params, one, loss, **where)[0])  # fmt: skip
 
-        def loss(ys, finals):
-            return jnp.sum(last_outputs(ys, None, 2) @ u)
-
-        grads = rj.analysis.state_gradients(net, params, one, loss, **where)[0]
+    for b, L in enumerate(LENGTHS):
+        norms, products, exponents, grads = reference(xs[b : b + 1, :L])
+        np.testing.assert_allclose(got.norms[b, : L + 1], norms[:5], rtol=1e-9)
+        assert np.isnan(got.norms[b, L + 1 :]).all()
+        np.testing.assert_allclose(got.lyapunov[b], exponents, rtol=1e-9)
+        np.testing.assert_allclose(got.spectra[2][b], np.linalg.svd(products[L - 2], compute_uv=False), rtol=1e-9)
         norms = np.linalg.norm(np.asarray(grads)[::-1], axis=-1)  # from the last step the direction runs
         assert np.isfinite(got.reach).all()
         if b == 1:  # the shorter sequence: lags beyond its length are the longer one's alone
@@ -180,7 +192,7 @@ def test_an_experiment_folder_gets_an_index_and_every_model_a_report(tmp_path, m
             assert (folder / "analysis" / name / figure).stat().st_size > 0 and f"]({figure})" in report
         assert "## Not analysed" not in report
     seq2seq = (folder / "analysis" / "seq2seq" / "report.md").read_text()
-    for label in ("encoder, forward", "encoder, backward", "decoder"):
+    for label in ("encoder", "decoder"):
         assert f"| {label} |" in seq2seq
     assert "| network, layer 1 |" in (folder / "analysis" / "rnn" / "report.md").read_text()
     assert "## Gates" in seq2seq and "| decoder | z | [0, 1] |" in seq2seq
@@ -191,28 +203,31 @@ def test_an_experiment_folder_gets_an_index_and_every_model_a_report(tmp_path, m
     assert (folder / "analysis" / "many_to_one" / "training_lyapunov.png").stat().st_size > 0
     zoneout = (folder / "analysis" / "zoneout" / "report.md").read_text()
     assert "## Not analysed\n\n- rnn: net: expected a net whose step is its cell's, got zoneout=0.1" in zoneout
-    assert rows["zoneout"]["largest Lyapunov exp. (per layer)"] == "n/a"
+    assert rows["zoneout"]["largest Lyapunov exponent"] == "n/a"
+    assert re.fullmatch(r"encoder: -?\d+\.\d{4}; decoder: -?\d+\.\d{4}", rows["seq2seq"]["largest Lyapunov exponent"])
 
 
 def test_fixed_points_of_small_states(tmp_path, monkeypatch):
     model, args, probe = _models()["many_to_one"]
     _save(tmp_path / "run", model, args, probe)
     settings = ["--max-lag", "3", "--exponents", "1", "--fixed-point-starts", "8", "--fixed-point-steps", "200"]
+    (network,) = recurrent_networks(model, model.init(jax.random.key(0), *args), probe)
+    states = jnp.zeros((2, 6, 3))
+    off = measures.Settings(fixed_points=False)
+    assert measures._fixed_points(network, 0, 0, states, off) == "not asked for (--no-fixed-points)"
+    small = measures.Settings(max_fixed_point_state=2)
+    assert measures._fixed_points(network, 0, 0, states, small).startswith("skipped: a state of 3 entries")
     monkeypatch.setitem(sys.modules, "rnnjax.analysis.fixed_points", None)  # as if the module were not installed
-    analyse.main([str(tmp_path / "run"), "--out", str(tmp_path / "without"), *settings])
-    text = (tmp_path / "without" / "report.md").read_text()
-    assert "| rnn | skipped: rnnjax.analysis.fixed_points is not installed |" in text
+    missing = measures._fixed_points(network, 0, 0, states, measures.Settings())
+    assert missing == "skipped: rnnjax.analysis.fixed_points is not installed"
     monkeypatch.undo()
-    fixed_points = pytest.importorskip("rnnjax.analysis.fixed_points")
+    pytest.importorskip("rnnjax.analysis.fixed_points")
     analyse.main([str(tmp_path / "run"), "--out", str(tmp_path / "with"), *settings])
     text = (tmp_path / "with" / "report.md").read_text()
     row = rj.experiment.table_cells(rj.experiment.tables_in(text.split("## Fixed points")[1])[0])["rnn"]
     assert row["search"].endswith("of 8 starts converged") and int(row["fixed points"]) >= 1
     assert int(row["stable"]) + int(row["saddles"]) + int(row["more unstable"]) == int(row["fixed points"])
     assert (tmp_path / "with" / "fixed_points.png").stat().st_size > 0
-    analyse.main([str(tmp_path / "run"), "--out", str(tmp_path / "big"), *settings, "--max-fixed-point-state", "2"])
-    assert "skipped: a state of 3 entries" in (tmp_path / "big" / "report.md").read_text()
-    del fixed_points
 
 
 def test_errors_are_one_line(tmp_path, capsys):

@@ -183,13 +183,19 @@ def _index_row(root: Path, out: Path, summary: Summary | str, run_dir: Path) -> 
     name = str(run_dir.relative_to(root)) or "."
     if isinstance(summary, str):
         return [name, "", "", "", "", f"not analysed: {summary}".replace("|", "/")]
-    largest = [float(np.nanmean(m.lyapunov[:, 0])) for m in summary.measured if np.isfinite(m.lyapunov).any()]
-    rates = [report._median(m.rate) for m in summary.measured]
+    largest = [(m.label, float(report.exponent_means(m.lyapunov)[0])) for m in summary.measured]
+    rates = [(m.label, report.median(m.rate)) for m in summary.measured]
     link = f"[report]({summary.report.relative_to(out)})"
     said = f"{link}" + (f"; not analysed: {'; '.join(summary.refused)}" if summary.refused else "")
     said = said.replace("|", "/")  # a message's bar would split the table's cell
-    return [name, summary.model, summary.step, ", ".join(f"{v:.4f}" for v in largest) or "n/a",
-            ", ".join(f"{r:.4f}" for r in rates) or "n/a", said]  # fmt: skip
+    return [name, summary.model, summary.step, _per_network(largest), _per_network(rates), said]
+
+
+def _per_network(values: list[tuple[str, float]]) -> str:
+    """``-0.0123`` for one network, ``encoder: -0.0123; decoder: -0.0456`` for several; ``n/a`` for none."""
+    if len(values) == 1:
+        return f"{values[0][1]:.4f}"
+    return "; ".join(f"{label}: {v:.4f}" for label, v in values) or "n/a"
 
 
 def analyse(cfg: Config) -> Path:
@@ -222,7 +228,7 @@ def analyse(cfg: Config) -> Path:
     if not done:
         raise AnalyseError(f"{root}: none of its {len(found)} models could be analysed; the first: {rows[0][-1]}")
     table = experiment.markdown_table(
-        ["model", "type", "step", "largest Lyapunov exp. (per layer)", "median fitted rate (per layer)", "report"],
+        ["model", "type", "step", "largest Lyapunov exponent", "median fitted rate of the products", "report"],
         rows,
     )
     env = {**experiment.environment(), "wall_time_s": f"{time.perf_counter() - start:.1f}"}

@@ -14,7 +14,7 @@ from rnnjax.analyse.measures import Measures, spectrum_lags
 from rnnjax.experiment import markdown_table
 from rnnjax.plots import runs as figures
 
-__all__ = ["body", "lyapunov_during_training", "number"]
+__all__ = ["body", "exponent_means", "lyapunov_during_training", "median", "number"]
 
 REACH_LAGS = (1, 5, 10, 25, 50, 100)
 
@@ -26,10 +26,20 @@ def number(value: Any, digits: int = 3) -> str:
     return f"{float(value):.{digits}g}"
 
 
-def _median(values: np.ndarray) -> float:
+def median(values: np.ndarray) -> float:
+    """The median of the finite values (NaN if there are none)."""
     values = np.asarray(values, float)
     values = values[np.isfinite(values)]
     return float(np.median(values)) if values.size else float("nan")
+
+
+def exponent_means(exponents: np.ndarray) -> np.ndarray:
+    """The mean of each exponent over the sequences that have it (NaN: a sequence too short for the warmup); -inf
+    stays -inf (a step Jacobian that maps a direction to 0, a dead ReLU unit: the products are exactly 0)."""
+    exponents = np.asarray(exponents, float)
+    seen = ~np.isnan(exponents)
+    total = np.where(seen, exponents, 0.0).sum(0)
+    return np.where(seen.any(0), total / np.maximum(seen.sum(0), 1), np.nan)
 
 
 def _norm_section(measured: Sequence[Measures], out: Path) -> str:
@@ -37,20 +47,21 @@ def _norm_section(measured: Sequence[Measures], out: Path) -> str:
     shown = spectrum_lags(m)
     rows = []
     for x in measured:
-        at = {int(lag): _median(x.norms[:, i]) for i, lag in enumerate(x.lags)}
-        rows.append([x.label, *(number(at.get(lag)) for lag in shown), f"{_median(x.rate):.4f}",
-                     number(float(np.exp(50 * _median(x.rate)))), x.out_of_range])  # fmt: skip
+        at = {int(lag): median(x.norms[:, i]) for i, lag in enumerate(x.lags)}
+        rows.append([x.label, *(number(at.get(lag)) for lag in shown), f"{median(x.rate):.4f}",
+                     number(float(np.exp(50 * median(x.rate)))), x.out_of_range])  # fmt: skip
     figures.lag_norms({x.label: (x.lags, x.norms) for x in measured}, out / "norms.png")
     table = markdown_table(["network", *(f"lag {lag}" for lag in shown), "fitted rate / step",
-                            "exp(50 rate)", "lags out of range"], rows)  # fmt: skip
+                            "exp(50 rate)", "products out of range"], rows)  # fmt: skip
     return (
         "## Jacobian products\n\n"
         "`||da_end/da_(end - lag)||`, the largest singular value of the product of the step Jacobians\n"
         "`J_t = da_t/da_(t-1)` over the last `lag` steps of each sequence (the matrix backpropagation through time\n"
         "multiplies the gradient by; `a_t` is the layer's whole state, `[h, C]` for an LSTM), the median over the\n"
         "sequences; the rate is the slope of `log ||.||` against the lag, and `exp(50 rate)` what of a gradient\n"
-        "survives 50 steps (Pascanu, Mikolov & Bengio 2013). Lags where a product left float32's range are left\n"
-        f"out of the rate and counted.\n\n{table}\n\n![Jacobian products against the lag](norms.png)\n"
+        "survives 50 steps (Pascanu, Mikolov & Bengio 2013). Products that left the float range (0, below the\n"
+        "smallest normal number, or Inf) are left out of the rate and counted over the sequences and lags.\n\n"
+        f"{table}\n\n![Jacobian products against the lag](norms.png)\n"
     )
 
 
@@ -58,8 +69,8 @@ def _spectra_section(measured: Sequence[Measures], out: Path) -> str:
     rows = []
     for x in measured:
         for lag, values in x.spectra.items():
-            rows.append([x.label, lag, number(_median(values[:, 0])), number(_median(values[:, -1])),
-                         int(np.round(_median((values > 1e-3 * values[:, :1]).sum(-1))))])  # fmt: skip
+            rows.append([x.label, lag, number(median(values[:, 0])), number(median(values[:, -1])),
+                         int(np.round(median((values > 1e-3 * values[:, :1]).sum(-1))))])  # fmt: skip
     figures.singular_spectra({x.label: x.spectra for x in measured}, out / "singular_values.png")
     table = markdown_table(["network", "lag", "largest", "smallest", "above 1e-3 of the largest"], rows)
     return (
@@ -73,7 +84,7 @@ def _spectra_section(measured: Sequence[Measures], out: Path) -> str:
 def _lyapunov_section(measured: Sequence[Measures], out: Path) -> str:
     rows = []
     for x in measured:
-        mean = np.nanmean(x.lyapunov, 0) if np.isfinite(x.lyapunov).any() else np.full(x.lyapunov.shape[-1], np.nan)
+        mean = exponent_means(x.lyapunov)
         rows.append([x.label, x.lyapunov.shape[-1], f"{x.state_size}", f"{mean[0]:.4f}", f"{np.sum(mean):.4f}",
                      int(np.sum(mean > 0)), x.warmup, x.steps - x.warmup])  # fmt: skip
     figures.lyapunov_spectra({x.label: x.lyapunov for x in measured}, out / "lyapunov.png")
@@ -84,7 +95,8 @@ def _lyapunov_section(measured: Sequence[Measures], out: Path) -> str:
         "The largest Lyapunov exponents per step of the network driven by the probe (QR method: Benettin et al.\n"
         "1980; for RNNs Engelken, Wolf & Abbott 2020), the mean over the sequences: below 0 perturbations (and\n"
         "gradients) shrink at `exp(lambda)` a step, above 0 they grow. The warmup is left out of the average; it\n"
-        "is at most half the shortest sequence, so a short probe gives rough exponents.\n\n"
+        "is at most half the shortest sequence, so a short probe gives rough exponents; -inf: a step Jacobian\n"
+        "maps some direction to exactly 0 (dead ReLU units).\n\n"
         f"{table}\n\n![Lyapunov spectrum](lyapunov.png)\n"
     )
 
