@@ -1,10 +1,11 @@
 """Training and reporting a sequence classifier: what the sentiment, speech and sequential-image experiments share.
 
-A classifier is a model whose ``apply(params, xs, lengths)`` (or ``apply(params, xs)`` without lengths) gives
-``(batch, classes)`` logits, e.g. :class:`rnnjax.models.ManyToOne`. :func:`train` fits one on a :class:`Split`
-with cross-entropy, evaluating on the test split as it goes (for the curves only: the reported accuracy is the
-final weights', no early stopping on the test part); :func:`table` and :func:`figures` put several of them beside
-their baselines.
+A classifier is a model of :mod:`rnnjax.models` whose ``apply(params, xs, lengths)`` (or ``apply(params, xs)``
+without lengths) gives ``(batch, classes)`` logits, e.g. :class:`rnnjax.models.ManyToOne`. :func:`train` fits one
+on a :class:`Split` with cross-entropy, evaluating on the test split as it goes (for the curves only: the reported
+accuracy is the final weights', no early stopping on the test part), and saves its definition and a few test
+sequences beside its checkpoint (``fit(model=, probe=)``) for ``python -m rnnjax.analyse``; :func:`table` and
+:func:`figures` put several of them beside their baselines.
 """
 
 from __future__ import annotations

@@ -228,6 +228,7 @@ def test_fixed_points_of_small_states(tmp_path, monkeypatch):
     assert row["search"].endswith("of 8 starts converged") and int(row["fixed points"]) >= 1
     assert int(row["stable"]) + int(row["saddles"]) + int(row["more unstable"]) == int(row["fixed points"])
     assert (tmp_path / "with" / "fixed_points.png").stat().st_size > 0
+    assert (tmp_path / "with" / "fixed_points_0.png").stat().st_size > 0 and "](fixed_points_0.png)" in text
 
 
 def test_errors_are_one_line(tmp_path, capsys):

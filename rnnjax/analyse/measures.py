@@ -97,6 +97,8 @@ class Measures(NamedTuple):
     """None for a cell without gates."""
     fixed: Any
     """A :class:`rnnjax.analysis.fixed_points.FixedPoints`, or a string that says why there are none."""
+    states: np.ndarray
+    """``(batch, time + 1, n)``: the states along the probe, in the order the steps run (NaN after each end)."""
     seconds: float
 
 
@@ -269,5 +271,5 @@ def measure(network: Network, layer: int, direction: int, settings: Settings) ->
         label=label_of(network, layer, direction), cell=cell.name, state_size=n, sequences=batch, steps=steps,
         lags=lags, norms=norms, rate=np.asarray(rate), out_of_range=int(np.sum(under) + np.sum(over)),
         spectra=spectra, lyapunov=np.asarray(out["lyapunov"]), warmup=warmup, reach=np.asarray(out["reach"]),
-        gates=gates, fixed=fixed, seconds=time.perf_counter() - start,
+        gates=gates, fixed=fixed, states=np.asarray(out["states"]), seconds=time.perf_counter() - start,
     )  # fmt: skip

@@ -12,6 +12,7 @@ import numpy as np
 
 from rnnjax.analyse.measures import Measures, spectrum_lags
 from rnnjax.experiment import markdown_table
+from rnnjax.plots import dynamics, training
 from rnnjax.plots import runs as figures
 
 __all__ = ["body", "exponent_means", "lyapunov_during_training", "median", "number"]
@@ -138,7 +139,7 @@ def _gate_section(measured: Sequence[Measures], out: Path) -> str:
 
 
 def _fixed_section(measured: Sequence[Measures], out: Path) -> str:
-    rows, found = [], {}
+    rows, found, pictures = [], {}, []
     for x in measured:
         if isinstance(x.fixed, str):
             rows.append([x.label, x.fixed, "", "", "", "", ""])
@@ -151,6 +152,10 @@ def _fixed_section(measured: Sequence[Measures], out: Path) -> str:
                      f"{slowest}; max abs(lambda) {number(float(top.max())) if top.size else 'n/a'}"])  # fmt: skip
         if counts["fixed points"]:
             found[x.label] = (x.fixed.eigenvalues, x.fixed.stable)
+            if x.state_size >= 2:
+                name = f"fixed_points_{len(pictures)}.png"
+                dynamics.fixed_points(x.fixed, x.states, out / name, components=2, title=f"{x.label}: fixed points")
+                pictures.append(f"![{x.label}: fixed points on the trajectories]({name})")
     table = markdown_table(["network", "search", "fixed points", "stable", "saddles", "more unstable",
                             "slowest speed q"], rows)  # fmt: skip
     text = (
@@ -163,6 +168,9 @@ def _fixed_section(measured: Sequence[Measures], out: Path) -> str:
     if found:
         figures.fixed_point_eigenvalues(found, out / "fixed_points.png")
         text += "\n![eigenvalues at the fixed points](fixed_points.png)\n"
+    if pictures:
+        text += "\nOn the trajectories' first two principal components (stable: dots; saddles: crosses with their\n"
+        text += "unstable mode; more unstable: triangles):\n\n" + "\n".join(pictures) + "\n"
     return text
 
 
@@ -174,14 +182,17 @@ def lyapunov_during_training(log: list[dict[str, Any]], out: Path) -> str:
     from rnnjax.train import history_array
 
     series = {name: history_array(log, name) for name in names}
-    figures.training_lyapunov(series, history_array(log, "loss"), out / "training_lyapunov.png")
+    figure = ""
+    if any("loss" in r for r in log):
+        training.lyapunov_and_loss({"training": log}, out / "training_lyapunov.png", title="loss and exponents")
+        figure = "\n\n![Lyapunov exponents during training](training_lyapunov.png)"
     rows = [[name, int(steps[0]), f"{values[0]:.4f}", int(steps[-1]), f"{values[-1]:.4f}"]
             for name, (steps, values) in series.items()]  # fmt: skip
     table = markdown_table(["exponent", "first step", "value", "last step", "value"], rows)
     return (
         "## Lyapunov exponents during training\n\n"
         "The exponents that `fit` logged while the model trained (`metrics.jsonl`), against the training loss.\n\n"
-        f"{table}\n\n![Lyapunov exponents during training](training_lyapunov.png)\n"
+        f"{table}{figure}\n"
     )
 
 

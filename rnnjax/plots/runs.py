@@ -1,5 +1,7 @@
 """The figures of ``python -m rnnjax.analyse``: a trained network's Jacobian products, spectra, Lyapunov
-exponents, gradient reach, gates and fixed points (matplotlib's object API, written to PNG).
+exponents, gradient reach, gates and the eigenvalues at its fixed points (matplotlib's object API, written to
+PNG; the fixed points on the trajectories are :func:`rnnjax.plots.dynamics.fixed_points`, the exponents logged
+in training :func:`rnnjax.plots.training.lyapunov_and_loss`).
 
 Each function takes ``{label: data}`` with one entry per analysed layer and direction (``"rnn"``,
 ``"encoder, layer 1, backward"``) and a ``path``, and returns the path it wrote.
@@ -16,7 +18,7 @@ from matplotlib.figure import Figure
 from rnnjax.plots.curves import save
 
 __all__ = ["fixed_point_eigenvalues", "gate_histograms", "gradient_reach", "lag_norms", "lyapunov_spectra",
-           "singular_spectra", "training_lyapunov"]  # fmt: skip
+           "singular_spectra"]  # fmt: skip
 
 
 def _quantiles(values: np.ndarray, q: tuple[float, ...]) -> list[np.ndarray]:
@@ -183,36 +185,4 @@ def fixed_point_eigenvalues(eigenvalues: Mapping[str, tuple[np.ndarray, np.ndarr
         if values.size:
             ax.legend(fontsize=7)
     fig.suptitle("fixed points at zero input: eigenvalues of dF/da", fontsize=10)
-    return save(fig, path)
-
-
-def training_lyapunov(
-    exponents: Mapping[str, tuple[np.ndarray, np.ndarray]],
-    loss: tuple[np.ndarray, np.ndarray],
-    path: str | Path,
-) -> Path:
-    """The Lyapunov exponents logged while training against the step, beside the training loss.
-
-    Args:
-        exponents: ``{name: (steps, values)}``, e.g. ``{"lyapunov/1": ...}``.
-        loss: ``(steps, values)`` of the training loss.
-    """
-    fig = Figure(figsize=(7, 4.2))
-    ax = fig.subplots()
-    for i, (name, (steps, values)) in enumerate(exponents.items()):
-        ax.plot(steps, values, color=f"C{i}", marker=".", lw=1.2, label=name)
-    ax.axhline(0.0, color="k", lw=0.8)
-    ax.set_xlabel("training step")
-    ax.set_ylabel("Lyapunov exponent (per step)")
-    ax.grid(alpha=0.3)
-    right = ax.twinx()
-    steps, values = loss
-    right.plot(steps, values, color="0.5", lw=1.0, alpha=0.8, label="training loss")
-    if np.size(values) and np.all(np.asarray(values) > 0):
-        right.set_yscale("log")
-    right.set_ylabel("training loss")
-    lines = ax.get_legend_handles_labels()
-    more = right.get_legend_handles_labels()
-    ax.legend(lines[0] + more[0], lines[1] + more[1], fontsize=7)
-    ax.set_title("Lyapunov exponents logged during training, and the loss")
     return save(fig, path)
