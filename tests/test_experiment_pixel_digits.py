@@ -76,6 +76,9 @@ def test_tiny_run(load_script, tmp_path):
     assert perm is None
     x_test, y_test = data["test"]
     assert x_test.shape == (1000, 49, 1)
+    blank = mod.trailing_blanks(data["train"][0])
+    assert f"last non-zero pixel comes a median of {np.median(blank):g} steps (from {blank.min()} to " in report
+    assert f"last ink lies a median of {np.median(blank):g} steps before" in order_row["note"]
     for cell in CELLS:
         run = rj.runs.load_run(run_dir / cell)
         assert run.step == 4 and run.config["steps"] == 4 and run.model.rnn.impl == "auto"
@@ -84,11 +87,16 @@ def test_tiny_run(load_script, tmp_path):
         np.testing.assert_array_equal(np.asarray(run.model.apply(run.params, **run.probe)).argmax(-1), reported[:8])
         assert rows[cell]["test_accuracy"] == np.mean(reported == y_test)
 
-    # Seeds follow names: the IRNN trained alone logs the same losses as beside the others.
-    mod.main(mod.Config(tiny=True, progress=False, root=str(tmp_path / "solo"), cells=("irnn",)))
+
+@pytest.mark.slow
+def test_seeds_follow_names(load_script, tmp_path):
+    """The IRNN trained alone logs the same losses as beside the others (a second tiny run: slow when loaded)."""
+    mod = load_script("experiments", "pixel_digits")
+    for root, cells in (("all", ("rnn", "irnn")), ("solo", ("irnn",))):
+        mod.main(mod.Config(tiny=True, progress=False, root=str(tmp_path / root), cells=cells))
     alone = _losses(tmp_path / "solo" / "pixel_digits" / "metrics.jsonl", "irnn")
     assert len(alone) == 4
-    np.testing.assert_allclose(alone, _losses(run_dir / "metrics.jsonl", "irnn"), rtol=1e-6)
+    np.testing.assert_allclose(alone, _losses(tmp_path / "all" / "pixel_digits" / "metrics.jsonl", "irnn"), rtol=1e-6)
 
 
 def test_pixel_sequences_read_block_means_in_scanline_order(load_script):
@@ -109,6 +117,15 @@ def test_pixel_sequences_read_block_means_in_scanline_order(load_script):
         mod.pixel_sequences(images, pool=4)
     with pytest.raises(ValueError, match="permutation: expected a permutation of range"):
         mod.pixel_sequences(images, pool=2, permutation=np.zeros(9, int))
+
+
+def test_trailing_blanks_count_the_steps_after_the_last_ink(load_script):
+    mod = load_script("experiments", "pixel_digits")
+    xs = np.zeros((4, 6, 1), np.float32)
+    xs[0, 5], xs[1, 2], xs[1, 0], xs[3, 0] = 0.5, 1.0, 0.2, 0.1  # last ink at steps 5, 2, none, 0
+    np.testing.assert_array_equal(mod.trailing_blanks(xs), [0, 3, 6, 5])
+    with pytest.raises(ValueError, match="xs: expected"):
+        mod.trailing_blanks(xs[..., 0])
 
 
 def test_prepare_uses_the_split_and_one_fixed_permutation(load_script):
@@ -142,7 +159,7 @@ def test_cells_have_the_papers_settings(load_script):
 
 def test_classic_verdicts_follow_the_numbers(load_script):
     mod = load_script("experiments", "pixel_digits")
-    data = {"train": (np.zeros((3500, 784, 1)), None), "test": (None, np.zeros(1000))}
+    data = {"train": (np.ones((3500, 784, 1)), None), "test": (None, np.zeros(1000))}
     base = {"chance": 0.1, "logistic regression": 0.9}
 
     def rows(**acc):
