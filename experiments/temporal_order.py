@@ -278,9 +278,11 @@ def train_group(cfg: Config, cell: str, clip: float | None, length: int, run_dir
     for s, (step, p) in enumerate(chosen):
         _save_seed(run_dir / group / f"seed={s}", model, p, step, np.asarray(valid_xs[s, :8]), history, s, cfg)
         norms = [r[f"grad_norm/{s}"] for r in history if f"grad_norm/{s}" in r]
+        losses = [r[f"loss/{s}"] for r in history if f"loss/{s}" in r and not r[f"skipped/{s}"]]
         rows.append({
             "seed": s, "stopped_at": stopped[s][0] if s in stopped else None, "test_error": float(errors[s]),
             "skipped": int(sum(r.get(f"skipped/{s}", 0) for r in history)), "max_grad_norm": max(norms, default=0.0),
+            "final_loss": float(np.mean(losses[-100:])) if losses else float("nan"),
         })  # fmt: skip
     solved = sum(r["test_error"] < cfg.threshold for r in rows)
     return {
@@ -328,6 +330,11 @@ def _max_norm(group: dict) -> float:
     return max(r["max_grad_norm"] for r in group["seeds"])
 
 
+def _loss_range(group: dict) -> str:
+    losses = [r["final_loss"] for r in group["seeds"]]
+    return f"{min(losses):.3f}-{max(losses):.3f}"
+
+
 def _rnn_classic(cfg: Config, groups: list[dict], clip: str) -> rj.experiment.Classic | None:
     pairs = [(T, _group(groups, "rnn", clip, T), _group(groups, "rnn", "none", T)) for T in cfg.lengths]
     pairs = [(T, c, n) for T, c, n in pairs if c and n]
@@ -349,7 +356,10 @@ def _rnn_classic(cfg: Config, groups: list[dict], clip: str) -> rj.experiment.Cl
            "not clipping. " if stalled else "")
         + "Largest gradient norm before clipping, over seeds and steps: "
         + "; ".join(f"T = {T}: {_max_norm(c):.3g} clipped, {_max_norm(n):.3g} unclipped" for T, c, n in pairs)
-        + ". Their fig. 7 gives the rates per length as a plot; the text states the trend."
+        + "; the unclipped seeds' final training loss: "
+        + "; ".join(f"T = {T}: {_loss_range(n)}" for T, _, n in pairs)
+        + f" (chance: {CHANCE_CROSS_ENTROPY:.3f}). Their fig. 7 gives the rates per length as a plot; the text "
+        "states the trend."
     )  # fmt: skip
     return rj.experiment.Classic(
         result="temporal order, tanh RNN: clipping the gradient norm raises the success rate, more so as T grows",
@@ -425,11 +435,12 @@ def _tables(cfg: Config, groups: list[dict], clip: str) -> tuple[str, str]:
     ]
     table = rj.experiment.markdown_table(["cell, clipping", *[f"T = {T}" for T in cfg.lengths]], rows)
     headers = ["cell", "clip", "T", "optimiser", "updates (max)", "solved", "stopped at (step)", "test error",
-               "skipped steps", "max grad norm", "seconds"]  # fmt: skip
+               "final training loss", "skipped steps", "max grad norm", "seconds"]  # fmt: skip
     detail = [
         [g["cell"], g["clip"], g["T"], g["optimizer"], g["steps"], f"{g['solved']}/{cfg.seeds}",
          " ".join(str(r["stopped_at"] or "-") for r in g["seeds"]),
-         " ".join(f"{r['test_error']:.4f}" for r in g["seeds"]), sum(r["skipped"] for r in g["seeds"]),
+         " ".join(f"{r['test_error']:.4f}" for r in g["seeds"]), " ".join(f"{r['final_loss']:.3f}" for r in g["seeds"]),
+         sum(r["skipped"] for r in g["seeds"]),
          f"{_max_norm(g):.3g}", f"{g['seconds']:.0f}"]
         for g in groups
     ]  # fmt: skip
@@ -457,8 +468,10 @@ def main(cfg: Config) -> dict:
         f"Pascanu et al.'s {cfg.rnn_init} init, the LSTM and the GRU with {cfg.gated_optimizer} "
         f"{cfg.gated_learning_rate:g}; clipping the gradient norm at {clip}, or not at all. Chance: accuracy 1/4, "
         f"cross-entropy log 4 = {CHANCE_CROSS_ENTROPY:.4f}.\n\n{table}\n\n"
-        "Per group: each seed's stopping step (- where it never stopped) and test error; skipped steps are updates "
-        f"dropped for a non-finite loss, gradient or update; the gradient norm is before clipping.\n\n{detail}\n\n"
+        "Per group: each seed's stopping step (- where it never stopped), test error and training loss (the mean of "
+        "its last 100 steps, where the group stopped: a stopped seed trains on with the others); skipped steps are "
+        "updates dropped for a non-finite loss, gradient or update; the gradient norm is before clipping.\n\n"
+        f"{detail}\n\n"
         f"{figures}"
     )
     found = [c for c in (_rnn_classic(cfg, groups, clip), _lstm_classic(cfg, groups, clip)) if c is not None]
