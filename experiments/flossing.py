@@ -11,7 +11,8 @@ start from the same weights and see the same batches (their keys and data follow
 - ``plain``: Adam on the task loss;
 - ``preflossed``: pre-flossing, then the same training;
 - ``preflossed+during``: pre-flossing, and the flossing loss added to the task loss every ``during_every``
-  steps of the first ``during_until`` (our reading of the paper's flossing during training).
+  steps of the first ``during_until`` (flossing during training; Engelken's code instead stops training twice,
+  at epochs 10 and 20, for 50 steps of flossing alone).
 
 Every run logs the ``monitor_k`` largest exponents every ``monitor_every`` steps (``fit(monitor=...)``, on fixed
 probe sequences), and the figure ``lyapunov_and_loss.png`` draws them against the loss; ``flossing.png`` shows
@@ -20,11 +21,13 @@ the exponents during pre-flossing. Each model is trained with ``model=`` and ``p
 
 Run::
 
-    python experiments/flossing.py                      # d = 15, 3 arms x 3 seeds
+    python experiments/flossing.py                      # d = 15, 64 units, 3 arms x 3 seeds
     python experiments/flossing.py --tiny               # seconds: a smoke test
-    python experiments/flossing.py --delay 10 --seeds 0 1 2 3 4
+    python experiments/flossing.py --delay 20 --seeds 0 1 2 3 4
 
-The default run took about 4 minutes on 2 CPU cores (see its report for the measured wall time and load).
+The default run took 420 s on 2 CPU cores shared with other jobs (load average 11-14), most of it the three
+pre-flossings (300 steps each, shared by the two flossed arms of a seed); a quiet machine takes less. With it:
+plain 0/3 seeds learned (held-out accuracy 0.497, chance), preflossed 2/3, preflossed+during 3/3 (0.999).
 """
 
 from __future__ import annotations
@@ -57,7 +60,7 @@ class Config:
     """d: the target at step t is b_(t-d) XOR b_(t-2d)."""
     length: int = 120
     """T, steps per training sequence (targets from step 2d on)."""
-    hidden_size: int = 32
+    hidden_size: int = 64
     """Units of the tanh RNN (Engelken's code: 80)."""
     gain: float = 1.0
     """W ~ N(0, gain^2 / h) (Engelken: g = 1); U ~ N(0, 1) (lecun_normal with one input), b = 0."""
@@ -69,14 +72,14 @@ class Config:
     """Adam's learning rate for the task (Engelken: 1e-3)."""
     clip_norm: float = 1.0
     """Global gradient-norm clipping of the task's updates."""
-    k: int = 16
+    k: int = 32
     """Lyapunov exponents flossed (the largest k; Engelken's code: 75 of 80)."""
     floss_steps: int = 300
     """Pre-flossing steps (Adam on the flossing loss alone; Engelken's code: 50)."""
     floss_learning_rate: float = 1e-2
     """Adam's learning rate for pre-flossing."""
-    floss_length: int = 90
-    """Steps of each flossing trajectory (a fresh bit stream of the task per step, batch 1; Engelken's code: 55)."""
+    floss_length: int = 55
+    """Steps of each flossing trajectory (a fresh bit stream of the task per step, batch 1, as Engelken's code)."""
     floss_warmup: int = 10
     """Steps of a flossing trajectory carried but not averaged."""
     during_every: int = 10
@@ -253,6 +256,16 @@ def flossing_table(cfg: Config, results: list[dict]) -> tuple[str, float, float]
     return rj.experiment.markdown_table(headers, rows), worst_after, best_before
 
 
+def relapses(cfg: Config, results: list[dict]) -> str:
+    """What became of the pre-flossed runs that did not learn: their largest exponent at the end."""
+    failed = [r for r in results if r["arm"] != "plain" and r["accuracy"] < cfg.solved]
+    if not failed:
+        return "Every flossed run learned."
+    where = ", ".join(f"{r['name']}: lambda_1 {r['exponents_start'][0]:.3f} -> {r['exponents_end'][0]:.3f}"
+                      for r in failed)  # fmt: skip
+    return f"The flossed runs that stayed at chance let the exponents fall again during training ({where})."
+
+
 def main(cfg: Config) -> dict:
     """Runs every arm of every seed, writes the run folder, prints and returns the tables."""
     if cfg.tiny:
@@ -318,7 +331,6 @@ def main(cfg: Config) -> dict:
     plain, flossed_arms = arms.get("plain"), [arms[a] for a in arms if a != "plain"]
     if plain is not None and flossed_arms:
         best = max(flossed_arms, key=lambda s: (s["learned"], s["accuracy"]))
-        best_name = next(a for a, s in arms.items() if s is best)
         stalls = plain["accuracy"] < 0.6
         if stalls and best["learned"] > plain["learned"]:
             agrees = "yes"
@@ -331,11 +343,11 @@ def main(cfg: Config) -> dict:
             source="Engelken 2023, abstract (and the delayed XOR task of its code, GradientFlossing_XOR.jl)",
             published="gradient flossing prior to training enhances both the success rate and convergence speed "
                       "for tasks involving long time horizons",
-            ours=f"plain {plain['learned']}/{plain['runs']} learned (mean accuracy {plain['accuracy']:.3f}); "
-                 f"{best_name} {best['learned']}/{best['runs']} (mean accuracy {best['accuracy']:.3f})",
+            ours="; ".join(f"{a} {s['learned']}/{s['runs']} learned (mean accuracy {s['accuracy']:.3f})"
+                           for a, s in arms.items()),  # fmt: skip
             agrees=agrees,
-            note=f"{cfg.steps} training steps, {cfg.hidden_size} units, {len(cfg.seeds)} seeds (the paper: N = 80, "
-                 f"more seeds and epochs); 'learned' = held-out accuracy >= {cfg.solved}",
+            note=f"{cfg.hidden_size} units (Engelken's code: 80), {cfg.steps} steps, {len(cfg.seeds)} seeds; 'learned' "
+                 f"= held-out accuracy >= {cfg.solved}. {relapses(cfg, results)}",
         ))  # fmt: skip
     rj.experiment.write_report(run_dir, "Gradient flossing on the delayed XOR task", "\n".join(body),
                                seconds=time.perf_counter() - start, classics=classics)  # fmt: skip

@@ -76,6 +76,7 @@ def test_fit_overhead_tiny_reports_the_three_sides_and_their_ratios(tmp_path, ca
     report = (tmp_path / "fit_overhead" / "report.md").read_text()
     assert f"fit / bare: **{out['ratio']:.3f}**" in report and "log_every=10" in report
     assert f"fit with the Lyapunov monitor / fit: **{out['monitor_ratio']:.3f}**" in report and monitored in report
+    assert 0 < out["parts_ratio"] <= 1 and f"leaves fit at **{out['parts_ratio']:.3f}** of its speed" in report
 
 
 def test_cell_speed_tiny_times_every_cell_under_each_implementation_it_declares(tmp_path, capsys, load_script):

@@ -11,7 +11,7 @@ by gradient descent, differentiating the QR method (Benettin et al. 1980) that e
 ``Q_t R_t = J_t Q_{t-1}`` for an orthonormal frame ``Q`` of k columns, ``lambda_i = mean_t log |R_t[i, i]|``,
 with ``jnp.linalg.qr``'s derivative. As in the paper's code (``GradientFlossing_ExampleCode.jl``), the frame
 is re-orthonormalised at every step, and the first steps (a warm-up, while the frame aligns with the growing
-directions) are carried but not averaged. The paper's code floss one trajectory at a time (batch 1) and
+directions) are carried but not averaged. The paper's code flosses one trajectory at a time (batch 1) and
 averages ``(lambda_i - 0)^2`` over the k exponents rather than summing them: a constant factor that Adam, the
 optimiser it uses, does not see.
 
@@ -47,7 +47,7 @@ def _frame(n: int, k: int, dtype: Any) -> Array:
     return jnp.linalg.qr(jax.random.normal(jax.random.key(0), (n, k), dtype))[0]
 
 
-def system_exponents(system: System, k: int, warmup: int) -> Array:
+def _system_exponents(system: System, k: int, warmup: int) -> Array:
     """The ``k`` largest exponents ``(batch, k)`` of a driven :class:`System`, by QR through k JVPs a step."""
     batch, time, n = system.inputs.shape[0], system.inputs.shape[1], system.states.shape[-1]
     ends = jnp.full((batch,), time, jnp.int32) if system.lengths is None else system.lengths
@@ -100,7 +100,7 @@ def lyapunov_exponents(
         ``(batch, k)``, largest first; equal to ``lyapunov_spectrum(cell, params, xs, carry, k, warmup, lengths)``.
     """
     system, k, warmup = _checked_drive(cell, params, xs, carry, lengths, k, warmup, layer, direction)
-    return system_exponents(system, k, warmup)
+    return _system_exponents(system, k, warmup)
 
 
 def flossing_loss(
