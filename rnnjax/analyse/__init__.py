@@ -69,8 +69,8 @@ class Config:
     """Fixed points only for states of at most this many entries."""
     fixed_point_starts: int = 64
     """Starting states of the fixed-point search, drawn from the states the probe visits."""
-    fixed_point_steps: int = 2000
-    """Adam iterations of the fixed-point search at most."""
+    fixed_point_steps: int = 5000
+    """Adam iterations of the fixed-point search at most (FixedPointFinder's default)."""
     max_jacobian_mb: int = 256
     """Memory for the step Jacobians and their products: fewer sequences (then steps) where they would pass it."""
 

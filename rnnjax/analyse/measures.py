@@ -52,7 +52,7 @@ class Settings(NamedTuple):
     fixed_points: bool = True
     max_fixed_point_state: int = 64
     fixed_point_starts: int = 64
-    fixed_point_steps: int = 2000
+    fixed_point_steps: int = 5000
 
 
 class GateStats(NamedTuple):

@@ -142,14 +142,16 @@ def _fixed_section(measured: Sequence[Measures], out: Path) -> str:
     rows, found, pictures = [], {}, []
     for x in measured:
         if isinstance(x.fixed, str):
-            rows.append([x.label, x.fixed, "", "", "", "", ""])
+            rows.append([x.label, x.fixed, "", "", "", "", "", ""])
             continue
-        counts = x.fixed.counts()
-        slowest = number(float(x.fixed.speeds[0])) if len(x.fixed.speeds) else "n/a"
-        top = np.abs(x.fixed.eigenvalues[:, 0]) if len(x.fixed.speeds) else np.zeros(0)
-        rows.append([x.label, f"{x.fixed.converged} of {x.fixed.starts} starts converged", counts["fixed points"],
-                     counts["stable"], counts["saddles"], counts["more unstable"],
-                     f"{slowest}; max abs(lambda) {number(float(top.max())) if top.size else 'n/a'}"])  # fmt: skip
+        fp = x.fixed
+        counts = fp.counts()
+        search = f"{fp.converged} of {fp.starts} starts below q = {fp.tol:.2g} in {fp.iterations} Adam steps"
+        speeds = np.asarray(fp.final_speeds, float)
+        slowest = number(float(np.nanmin(speeds))) if np.isfinite(speeds).any() else "n/a"
+        top = number(float(np.abs(fp.eigenvalues[:, 0]).max())) if len(fp.speeds) else "n/a"
+        rows.append([x.label, search, counts["fixed points"], counts["stable"], counts["saddles"],
+                     counts["more unstable"], slowest, top])  # fmt: skip
         if counts["fixed points"]:
             found[x.label] = (x.fixed.eigenvalues, x.fixed.stable)
             if x.state_size >= 2:
@@ -157,12 +159,13 @@ def _fixed_section(measured: Sequence[Measures], out: Path) -> str:
                 dynamics.fixed_points(x.fixed, x.states, out / name, components=2, title=f"{x.label}: fixed points")
                 pictures.append(f"![{x.label}: fixed points on the trajectories]({name})")
     table = markdown_table(["network", "search", "fixed points", "stable", "saddles", "more unstable",
-                            "slowest speed q"], rows)  # fmt: skip
+                            "slowest start's q", "largest abs(lambda)"], rows)  # fmt: skip
     text = (
         "## Fixed points\n\n"
         "Fixed points `a* = F(a*, 0)` of each layer at zero input (the autonomous network), found as the minima of\n"
         "the speed `q(a) = ||F(a) - a||^2 / 2` from states the probe visits (Sussillo & Barak 2013;\n"
-        "`rj.analysis.fixed_points`); stable when every eigenvalue of `dF/da` there lies inside the unit circle.\n\n"
+        "`rj.analysis.fixed_points`); stable when every eigenvalue of `dF/da` there lies inside the unit circle. A\n"
+        "search where no start fell below the tolerance found slow points at best (their q is the slowest's).\n\n"
         f"{table}\n"
     )
     if found:
