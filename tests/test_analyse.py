@@ -238,6 +238,8 @@ def test_errors_are_one_line(tmp_path, capsys):
         analyse.main([str(tmp_path / "empty")])
     with pytest.raises(SystemExit, match=r"^error: .*nowhere: no such folder$"):
         analyse.main([str(tmp_path / "nowhere")])
+    with pytest.raises(SystemExit, match=r"^error: --max-lag: expected an int >= 1, got 0$"):
+        analyse.main([str(tmp_path / "empty"), "--max-lag", "0"])
     model, args, probe = _models()["rnn"]
     rj.runs.save_definition(tmp_path / "untrained", model, model.init(jax.random.key(0), *args), probe)
     with pytest.raises(SystemExit, match=r"^error: no checkpoint in .*untrained/checkpoints: the run saved none"):

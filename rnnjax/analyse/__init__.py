@@ -38,14 +38,14 @@ from rnnjax.analyse.networks import Network, limit, recurrent_networks
 from rnnjax.analysis.systems import state_vector
 from rnnjax.checkpoint import CheckpointError
 
-__all__ = ["AnalyseError", "Config", "Summary", "analyse", "analyse_run", "main"]
+__all__ = ["AnalyseError", "Config", "Summary", "analyse", "analyse_run", "check_config", "main"]
 
 
 @dataclasses.dataclass(frozen=True)
 class Config:
     """Analyse the trained model(s) of a run folder: Jacobian products, spectra, Lyapunov exponents, gates."""
 
-    run_dir: Annotated[str, tyro.conf.Positional]
+    run_dir: Annotated[str, tyro.conf.Positional, tyro.conf.arg(metavar="RUN_DIR")]
     """A run folder: one model's (it holds model.json) or an experiment's (every model under it)."""
     out: str | None = None
     """Where the report and figures go (None: RUN_DIR/analysis)."""
@@ -89,6 +89,28 @@ class Summary(NamedTuple):
     measured: list[Measures]
     refused: list[str]
     seconds: float
+
+
+def check_config(cfg: Config) -> None:
+    """Raises an :class:`AnalyseError` naming the first setting out of its range."""
+    low = {
+        "max_sequences": 1,
+        "max_steps": 1,
+        "max_lag": 1,
+        "lag_points": 2,
+        "exponents": 1,
+        "warmup": 0,
+        "max_fixed_point_state": 1,
+        "fixed_point_starts": 1,
+        "fixed_point_steps": 1,
+        "max_jacobian_mb": 1,
+    }
+    for name, least in low.items():
+        value = getattr(cfg, name)
+        if isinstance(value, bool) or not isinstance(value, int) or value < least:
+            raise AnalyseError(f"--{name.replace('_', '-')}: expected an int >= {least}, got {value!r}")
+    if cfg.step is not None and (not isinstance(cfg.step, int) or cfg.step < 0):
+        raise AnalyseError(f"--step: expected a checkpoint's step (an int >= 0) or None, got {cfg.step!r}")
 
 
 def _settings(cfg: Config) -> Settings:
@@ -205,6 +227,7 @@ def analyse(cfg: Config) -> Path:
     Raises:
         AnalyseError: no such folder, no model.json under it, or no model that could be analysed.
     """
+    check_config(cfg)
     root = Path(cfg.run_dir)
     if not root.is_dir():
         raise AnalyseError(f"{root}: no such folder")
