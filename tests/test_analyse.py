@@ -120,6 +120,14 @@ def test_limit_keeps_the_sequences_with_steps_and_cuts_them():
     with pytest.raises(ValueError, match="expected a probe sequence with at least one step"):
         limit(network._replace(lengths=jnp.zeros(2, jnp.int32)), 4, 3)
 
+    # The memory bound: (steps + 2 lags + 1 + lag points) n^2 floats a sequence, here 65 n^2 of 64 n^2 (1 MiB).
+    big = rj.RNN("gru", 64)
+    (network,) = recurrent_networks(big, big.init(jax.random.key(0), 3), {"xs": XS})
+    cut, note = analyse.bound(network, 64, analyse.Config(".", max_lag=4, max_jacobian_mb=1))
+    assert cut.xs.shape == (1, 4, 3) and note.endswith("(--max-jacobian-mb 1 for a state of 64)")
+    cut, note = analyse.bound(network, 64, analyse.Config(".", max_lag=4, max_jacobian_mb=3))  # 2 sequences fit
+    assert cut.xs.shape == (2, 5, 3) and note == ""
+
 
 def test_measurements_equal_the_analysis_functions_on_each_sequence(x64):
     """Counted back from each sequence's own end: the products, exponents and gradients of the library's

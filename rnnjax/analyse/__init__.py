@@ -124,19 +124,20 @@ def _state_size(network: Network) -> int:
 
 
 def bound(network: Network, n: int, cfg: Config) -> tuple[Network, str]:
-    """``network`` cut to ``max_sequences`` and ``max_steps``, then to what ``max_jacobian_mb`` holds: the step
-    Jacobians and the products of one sequence take ``(steps + lags + 1) n^2`` floats."""
+    """``network`` cut to ``max_sequences`` and ``max_steps``, then to what ``max_jacobian_mb`` holds: one
+    sequence's step Jacobians, the window of the last ``m = min(max_lag, steps)`` of them, their ``m + 1``
+    products and the ``lag_points`` kept take ``(steps + 2 m + 1 + lag_points) n^2`` floats."""
     network, note = limit(network, cfg.max_sequences, cfg.max_steps)
     budget = cfg.max_jacobian_mb * 2**20 / 4  # float32 entries
     batch, steps = network.xs.shape[:2]
-    per_sequence = (steps + min(cfg.max_lag, steps) + 1) * n * n
+    per_sequence = (steps + 2 * min(cfg.max_lag, steps) + 1 + cfg.lag_points) * n * n
     fits = int(budget // per_sequence)
     if fits >= batch:
         return network, note
     if fits >= 1:
         cut, extra = limit(network, fits, steps)
-    else:  # one sequence, fewer steps
-        cut, extra = limit(network, 1, max(1, int(budget // (2 * n * n)) - 1))
+    else:  # one sequence, fewer steps: (3 steps + 1 + lag_points) n^2 at most
+        cut, extra = limit(network, 1, max(1, int((budget / (n * n) - 1 - cfg.lag_points) // 3)))
     why = f"(--max-jacobian-mb {cfg.max_jacobian_mb} for a state of {n})"
     return cut, ", ".join(p for p in (note, extra, why) if p)
 

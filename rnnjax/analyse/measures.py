@@ -11,8 +11,8 @@ recurrent neural networks"):
 - the Lyapunov spectrum along the probe (QR method; Benettin et al. 1980, as used for RNNs by Engelken,
   Wolf & Abbott 2020), after a warmup that the shortest sequence leaves room for;
 - how far back the gradient reaches: ``||dL/da_(L-lag)||`` for ``L = u . y_L``, a fixed random unit
-  direction ``u`` of the network's output after reading the whole sequence (each direction's last step, the
-  output a many-to-one head reads);
+  direction ``u`` of the network's output after reading the whole sequence (each direction's last step, what
+  a many-to-one head with ``pool="last"`` reads);
 - for gated cells, the gates' statistics (:func:`rnnjax.analysis.gate_traces`);
 - for states of at most ``max_fixed_point_state`` entries, the fixed points of the autonomous layer (zero
   input; Sussillo & Barak 2013) with :mod:`rnnjax.analysis.fixed_points`, when that module is installed.
