@@ -279,6 +279,11 @@ def classics(cfg: Config, rows: dict, base: dict[str, float], data: dict) -> lis
         agrees = "yes" if len(held) == len(pairs) else "no" if not held else "partly"
         ranked = sorted((c for c in rows if ok(c)), key=lambda c: -rows[c]["test_accuracy"])
         broken = [f"{a} > {b}" for a, b in pairs if (a, b) not in held]
+
+        def margin(a: str, b: str) -> float:
+            return rows[a]["test_accuracy"] - rows[b]["test_accuracy"]
+
+        closest = min(held, key=lambda ab: margin(*ab), default=None)
         out.append(rj.experiment.Classic(
             f"{'permuted' if cfg.permuted else 'pixel-by-pixel'} MNIST: the IRNN beats the LSTM, and the tanh RNN "
             + ("stays far behind" if cfg.permuted else "trails both (standard RNNs fail)"),
@@ -287,6 +292,8 @@ def classics(cfg: Config, rows: dict, base: dict[str, float], data: dict) -> lis
             " > ".join(f"{c} {rows[c]['test_accuracy']:.3f}" for c in ranked), agrees,
             (f"all {len(pairs)} of the paper's pairs hold" if agrees == "yes" else
              f"{len(held)} of {len(pairs)} pairs hold; not {', '.join(broken)}")
+            + (f" (the closest, {closest[0]} > {closest[1]}, by {margin(*closest):.3f}: "
+               f"{round(margin(*closest) * n_test)} of {n_test:,} test digits, one seed)" if held else "")
             + f", after {budget}; a digit's last ink lies a median of "
             f"{np.median(trailing_blanks(data['train'][0])):g} steps before the step that reads the class"
             + (f"; our tanh RNN ends at {rows['rnn']['test_accuracy']:.3f} (chance {base['chance']:.3f})"

@@ -172,6 +172,8 @@ def test_classic_verdicts_follow_the_numbers(load_script):
     (irnn, order) = verdicts(plain, rnn=0.3, irnn=0.95, lstm=0.6, gru=0.9)
     assert irnn == ("yes", "IRNN 97% test accuracy ('3% test error', sec. 4.2), 100 units")
     assert order == ("yes", "irnn 97%, lstm 65%, rnn 35% (the LSTM's read off fig. 3)")
+    (_, order) = mod.classics(plain, rows(rnn=0.3, irnn=0.95, lstm=0.6), base, data)
+    assert "(the closest, lstm > rnn, by 0.300: 300 of 1,000 test digits, one seed)" in order.note
     assert [v for v, _ in verdicts(plain, rnn=0.3, irnn=0.5, lstm=0.6)] == ["partly", "partly"]
     assert [v for v, _ in verdicts(plain, rnn=0.7, irnn=0.15, lstm=0.6)] == ["no", "no"]
     assert [v for v, _ in verdicts(plain, rnn=0.2, irnn=None, lstm=0.6)] == ["no", "yes"]  # lstm > rnn: 1 of 1
