@@ -95,7 +95,7 @@ SOURCE = "Le, Jaitly & Hinton 2015, sec. 4.2, fig. 3"
 PUBLISHED = {False: {"irnn": 0.97, "lstm": 0.65, "rnn": 0.35}, True: {"irnn": 0.82, "rnn": 0.35}}
 """Final test accuracies on MNIST (10,000 test digits): the IRNN's 3% error is in the text of sec. 4.2; the
 tanh RNN's 35% and the IRNN's 82% (permuted) as Cooijmans et al. 2016 ("Recurrent Batch Normalization",
-table 3) tabulate them from Le et al.; the LSTM's ~65% (scanline order) read off fig. 3."""
+table 1) tabulate them from Le et al.; the LSTM's ~65% (scanline order) read off fig. 3."""
 ORDER = {False: (("irnn", "lstm"), ("lstm", "rnn"), ("irnn", "rnn")), True: (("irnn", "lstm"), ("irnn", "rnn"))}
 """The pairs ``(better, worse)`` the paper's results order (permuted: the IRNN above both, sec. 4.2)."""
 
@@ -268,7 +268,7 @@ def classics(cfg: Config, rows: dict, base: dict[str, float], data: dict) -> lis
             note = ("diverged" if acc is None else f"at most twice chance ({base['chance']:.2f})") + f" after {budget}"
         out.append(rj.experiment.Classic(
             f"{'permuted ' if cfg.permuted else ''}pixel-by-pixel MNIST (T = {length}, {order}): the IRNN learns it",
-            SOURCE, f"IRNN {target:.0%} test accuracy (" + ("as tabulated by Cooijmans et al. 2016, table 3"
+            SOURCE, f"IRNN {target:.0%} test accuracy (" + ("as tabulated by Cooijmans et al. 2016, table 1"
                     if cfg.permuted else "'3% test error', sec. 4.2") + "), 100 units",
             f"{score('irnn')} on {n_test:,} test digits (chance {base['chance']:.3f}, logistic regression "
             f"{base['logistic regression']:.3f})", agrees, note,
