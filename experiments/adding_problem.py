@@ -318,8 +318,9 @@ def classics(cfg: Config, results: list[dict], threshold: float) -> list[rj.expe
             agrees="yes" if solved("irnn") == solved("lstm") == at_long else "partly" if irnn or lstm else "no",
             note=f"ours: {budget}, {cfg.optimizer} instead of SGD, a budget far below the paper's (many passes over "
                  f"its 100,000 training sequences); of T = {at_long} the IRNN beats the baseline at "
-                 f"{'/'.join(map(str, irnn)) or 'none'} and ends below MSE 0.01 at {solved('irnn') or 'none'}, the "
-                 f"LSTM at {'/'.join(map(str, lstm)) or 'none'} and {solved('lstm') or 'none'}",
+                 f"{'/'.join(map(str, irnn)) or 'none'} and ends below MSE 0.01 at {solved('irnn') or 'none'}; the "
+                 f"LSTM beats it at {'/'.join(map(str, lstm)) or 'none'} and ends below 0.01 at "
+                 f"{solved('lstm') or 'none'}",
         ))  # fmt: skip
     if "rnn" in cfg.cells:
         rnn = beaten("rnn")
