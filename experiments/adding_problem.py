@@ -21,7 +21,8 @@ not depend on which other cells or lengths run beside it.
 
 Budget: a step at T = 400 costs 4 (the tanh RNN) to 7 (the LSTM) times a step at T = 100 (measured), so the
 default trains fewer steps at the longer T (``Config.steps``: 3000, 2000 and 1500), the same for every cell at
-a T. The default run takes about 6 minutes on 2 quiet CPU cores (the report gives each run's wall time).
+a T. The default run takes about 6 minutes on 2 quiet CPU cores: measured on a loaded machine (load average
+10 on 2 cores), it took 12 minutes of wall time and 372 s of CPU time (the report gives each run's wall time).
 
 Run::
 
