@@ -60,7 +60,8 @@ def _norm_section(measured: Sequence[Measures], out: Path) -> str:
         "`J_t = da_t/da_(t-1)` over the last `lag` steps of each sequence (the matrix backpropagation through time\n"
         "multiplies the gradient by; `a_t` is the layer's whole state, `[h, C]` for an LSTM), the median over the\n"
         "sequences; the rate is the slope of `log ||.||` against the lag, and `exp(50 rate)` what of a gradient\n"
-        "survives 50 steps (Pascanu, Mikolov & Bengio 2013). Products that left the float range (0, below the\n"
+        "survives 50 steps at that rate (extrapolated where fewer lags were measured; Pascanu, Mikolov & Bengio\n"
+        "2013). Products that left the float range (0, below the\n"
         "smallest normal number, or Inf) are left out of the rate and counted over the sequences and lags.\n\n"
         f"{table}\n\n![Jacobian products against the lag](norms.png)\n"
     )
