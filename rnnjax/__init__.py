@@ -13,6 +13,7 @@
 """
 
 from rnnjax import (
+    analyse,
     analysis,
     baselines,
     bptt,
@@ -41,6 +42,7 @@ __version__ = "0.1.0"
 __all__ = [
     "RNN",
     "Cell",
+    "analyse",
     "analysis",
     "baselines",
     "bptt",

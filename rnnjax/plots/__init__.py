@@ -3,10 +3,12 @@
 One module a theme, each figure function taking its data and a ``path`` and returning the path it wrote:
 :mod:`~rnnjax.plots.curves` (learning curves, heatmaps, spectra, sweeps, the applications' figures),
 :mod:`~rnnjax.plots.dynamics` (fixed points on the trajectories' principal components),
-:mod:`~rnnjax.plots.isometry` (singular-value spectra of the end-to-end Jacobian).
+:mod:`~rnnjax.plots.isometry` (singular-value spectra of the end-to-end Jacobian), :mod:`~rnnjax.plots.training`
+(Lyapunov exponents against the loss), :mod:`~rnnjax.plots.runs` (the figures of ``python -m rnnjax.analyse``),
+:mod:`~rnnjax.plots.pixels` (a digit as its pixel sequence).
 """
 
-from rnnjax.plots import dynamics, isometry
+from rnnjax.plots import dynamics, isometry, pixels, runs, training
 from rnnjax.plots.curves import (
     confusion_matrix,
     forecasts,
@@ -27,6 +29,9 @@ from rnnjax.plots.curves import (
 __all__ = [
     "dynamics",
     "isometry",
+    "pixels",
+    "runs",
+    "training",
     "confusion_matrix",
     "forecasts",
     "gate_heatmaps",
