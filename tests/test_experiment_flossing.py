@@ -3,6 +3,7 @@ logged exponents and the saved models."""
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import json
 import sys
@@ -79,3 +80,12 @@ def test_every_trained_model_is_rebuilt_by_load_run(tiny_run):
         assert logits.shape == (*xs.shape[:2], 1) and np.isfinite(logits).all()
         # The last monitored exponents are those of the saved params, recomputed by the full-Jacobian QR method.
         np.testing.assert_allclose(spectrum(run.params), r["exponents_end"], atol=1e-4)
+
+
+def test_a_run_follows_its_seed_not_the_arms_beside_it(tiny_run, tmp_path):
+    module, out = tiny_run
+    sizes = {**module.TINY, "arms": ("plain",)}  # the tiny run, with the plain arm alone
+    alone = module.main(dataclasses.replace(module.Config(), **sizes, root=str(tmp_path), progress=False))
+
+    (plain,) = alone["results"]
+    assert plain["history"] == out["results"][0]["history"]

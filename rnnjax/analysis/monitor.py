@@ -13,9 +13,10 @@ The exponents are those of :func:`rnnjax.analysis.lyapunov_spectrum` (the QR met
 computed as k Jacobian-vector products a step (:func:`rnnjax.analysis.flossing.lyapunov_exponents`, tested
 equal) instead of the full ``n x n`` step Jacobians. Cost, measured by ``benchmarks/fit_overhead.py`` on the
 2-core CPU (the adding problem's LSTM, 64 units, so n = 128; batch 50, T = 100): one measurement of k = 3
-exponents on 8 sequences of T = 100 takes 1.6 ms against 7.8 ms for a train step (the fastest of 50 calls each),
-so measuring every 100 steps leaves ``fit`` at 0.998 of its speed (every 10 steps: ~0.98). The same exponents
-from full Jacobians (``jax.jacrev`` of every step, then QR) take ~350 ms, 200 times as long.
+exponents on 8 sequences of T = 100 takes 1.6 ms against 7.4 ms for a train step (the fastest of 50 calls each),
+so measuring every 100 steps leaves ``fit`` at 0.998 of its speed (every 10 steps: ~0.98); timed whole, 5 rounds
+of 1,000 steps with and without it ran at the same median speed (ratio 1.000, load average 4.5). The same
+exponents from full Jacobians (``jax.jacrev`` of every step, then QR) take ~350 ms, 200 times as long.
 """
 
 from __future__ import annotations
