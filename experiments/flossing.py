@@ -6,8 +6,8 @@ whose products shrink like ``exp(lambda_1 t)``; at initialisation (Gaussian ``W`
 to -0.39 per step (measured), so the signal from ``2d = 30`` steps back arrives shrunk by ``exp(-0.35 * 30) ~ 3e-5``
 and training stays at chance (binary cross-entropy ``log 2``), while the exponents fall further. Pre-flossing
 (``rnnjax.analysis.floss``) first minimises ``sum_{i<=k} lambda_i^2`` alone, pushing the k largest Lyapunov
-exponents to 0, then trains as usual. Three arms
-start from the same weights and see the same batches (their keys and data follow the seed's name, not the arm):
+exponents to 0, then trains as usual. Three arms start from the same weights and see the same batches (their
+keys and data follow the seed's name, not the arm):
 
 - ``plain``: Adam on the task loss;
 - ``preflossed``: pre-flossing, then the same training;
