@@ -69,7 +69,7 @@ def test_readme_results_are_what_the_reports_give():
     """Every number of the blocks, prose included: `python docs/reproduce.py --from-reports` changes nothing."""
     reproduce = _reproduce()
     cfg = reproduce.Config(readme=str(README), results_dir=str(RESULTS), figures_dir=str(RESULTS.parent / "figures"))
-    for name in (*NAMES, "applications"):
+    for name in (*NAMES, "applications", "classics"):
         assert rj.experiment.block(README.read_text(), name) == reproduce.render(name, cfg).strip("\n"), name
 
 
@@ -88,6 +88,22 @@ def test_the_applications_table_is_every_applications_headlines():
             assert row[2:7] == [head["task"], head["metric"], ours, theirs, head["beats baseline"]]
         env, config = rj.experiment.report_facts(report)
         assert mine[0][7] == f"{float(env['wall_time_s']):.0f} s" and not config["tiny"], name
+
+
+def test_the_classics_table_is_every_reports_classic_results():
+    reproduce = _reproduce()
+    (table,) = rj.experiment.tables_in(rj.experiment.block(README.read_text(), "classics"))
+    rows = [[c.strip() for c in line.strip("|").split("|")] for line in table.splitlines()[2:]]
+    for name, (title, _) in reproduce.CLASSICS.items():
+        report = (RESULTS / f"{name}.md").read_text()
+        classics = rj.experiment.classics_in(report)
+        assert classics, f"docs/results/{name}.md has no Classic results table"
+        mine = rows[[r[0] for r in rows].index(f"[{title}](docs/results/{name}.md)") :][: len(classics)]
+        for row, c in zip(mine, classics, strict=True):
+            assert row[1:6] == [c["result"], c["source"], c["published"], c["ours"], c["agrees"]]
+        env, config = rj.experiment.report_facts(report)
+        assert mine[0][6:] == [f"`python experiments/{name}.py`", f"{float(env['wall_time_s']):.0f} s"], name
+        assert not config["tiny"], name
 
 
 @pytest.mark.parametrize("doc", [README, *sorted(RESULTS.glob("*.md"))], ids=lambda p: p.name)
@@ -121,8 +137,13 @@ def test_reproduce_tiny_writes_reports_figures_and_the_readme(tmp_path):
         assert f"(results/{name}.md)" in apps and rj.experiment.headlines_in(
             (tmp_path / "results" / f"{name}.md").read_text()
         ), name
+    classics = rj.experiment.block(text, "classics")
+    for name in reproduce.CLASSICS:
+        assert f"(results/{name}.md)" in classics and rj.experiment.classics_in(
+            (tmp_path / "results" / f"{name}.md").read_text()
+        ), name
     assert (tmp_path / "figures" / "gradient_flow" / "norms_trained.png").exists()
-    assert (tmp_path / "figures" / "adding_problem" / "loss_curves.png").exists()
+    assert (tmp_path / "figures" / "adding_problem" / "sweep.png").exists()
     blocks = "\n".join(rj.experiment.block(text, name) for name in NAMES)
     linked = [
         *_linked_files(readme, blocks),

@@ -1,4 +1,6 @@
-"""Gradient-flow analysis: step Jacobians, their products and spectra, Lyapunov exponents.
+"""Gradient-flow analysis and the dynamics of trained networks: step Jacobians, their products and spectra,
+Lyapunov exponents (and their monitor during training), gradient flossing, fixed points, dynamical isometry, the
+participation ratio and the Kaplan-Yorke dimension.
 
 Every function that runs a model takes ``(cell, params, xs, carry=None, lengths=None, *, layer=None,
 direction=0)``: a Cell, or an :class:`~rnnjax.RNN` (one layer and direction of it, or its whole stack; see
@@ -8,6 +10,7 @@ result; the reductions of Jacobians take the same ``lengths`` and use only the v
 
 from rnnjax.analysis.dimension import kaplan_yorke_dimension, participation_ratio
 from rnnjax.analysis.fixed_points import FixedPoints, default_tol, find_fixed_points, sample_states
+from rnnjax.analysis.flossing import Flossed, floss, flossing_loss, lyapunov_exponents
 from rnnjax.analysis.gates import gate_traces
 from rnnjax.analysis.gradients import gradient_reach, state_gradients
 from rnnjax.analysis.isometry import (
@@ -31,6 +34,7 @@ from rnnjax.analysis.jacobians import (
     trajectory,
 )
 from rnnjax.analysis.lyapunov import lyapunov_from_jacobians, lyapunov_spectrum
+from rnnjax.analysis.monitor import lyapunov_monitor
 from rnnjax.analysis.products import jacobian_products, matrix_norm, norm_matrix
 from rnnjax.analysis.spectra import (
     LagNorms,
@@ -44,6 +48,7 @@ from rnnjax.analysis.spectra import (
 
 __all__ = [
     "FixedPoints",
+    "Flossed",
     "LagNorms",
     "MeanField",
     "NormRangeWarning",
@@ -56,12 +61,16 @@ __all__ = [
     "find_fixed_points",
     "fit_rate",
     "fixed_point",
+    "floss",
+    "flossing_loss",
     "gate_traces",
     "gaussian_expectation",
     "gradient_reach",
     "jacobian_products",
     "kaplan_yorke_dimension",
+    "lyapunov_exponents",
     "lyapunov_from_jacobians",
+    "lyapunov_monitor",
     "lyapunov_spectrum",
     "matrix_norm",
     "mean_field",
