@@ -342,6 +342,8 @@ def train_model(
     config: Any = None,
     model: Any = None,
     probe: dict[str, Any] | None = None,
+    monitor: Callable[[Any], dict[str, Any]] | None = None,
+    monitor_every: int = 0,
 ) -> Trained:
     """Trains one named model of an experiment with :func:`rnnjax.train.fit`, logging to ``run_dir/name/``.
 
@@ -359,6 +361,8 @@ def train_model(
         config: the experiment's config (a dataclass), logged with the run.
         model, probe: the model and a few of its inputs, saved for ``python -m rnnjax.analyse`` (see
             :func:`rnnjax.train.fit`).
+        monitor, monitor_every: metrics of the params every N steps, as in :func:`rnnjax.train.fit` (e.g.
+            :func:`rnnjax.analysis.lyapunov_monitor`).
 
     Returns:
         the trained parameters, the history and the wall time of the training.
@@ -370,7 +374,7 @@ def train_model(
         train.TrainState.create(params, tx), train.make_train_step(loss_fn, tx), data, steps, key=key,
         run_dir=Path(run_dir) / name, eval_fn=eval_fn, eval_every=eval_every, progress=progress, description=name,
         config=dataclasses.asdict(config) if dataclasses.is_dataclass(config) else config, overwrite=True,
-        model=model, probe=probe,
+        model=model, probe=probe, monitor=monitor, monitor_every=monitor_every,
     )  # fmt: skip
     return Trained(name, state.params, history, time.perf_counter() - start)
 
