@@ -47,12 +47,12 @@ APPLICATIONS = {
 they make one README block, ``applications``, written from the headlines of their reports."""
 CLASSICS = {
     "copy_task": ("Copy task", "sweep.png"),
-    "temporal_order": ("Temporal order", "sweep.png"),
+    "temporal_order": ("Temporal order", "success.png"),
     "adding_problem": ("Adding problem", "sweep.png"),
     "pixel_digits": ("Pixel-by-pixel digits", "accuracy.png"),
-    "flip_flop": ("3-bit flip-flop", "fixed_points_gru.png"),
-    "flossing": ("Gradient flossing", "lyapunov_training.png"),
-    "isometry": ("Dynamical isometry", "spread.png"),
+    "flip_flop": ("3-bit flip-flop", "fixed_points_lstm.png"),
+    "flossing": ("Gradient flossing", "lyapunov_and_loss.png"),
+    "isometry": ("Dynamical isometry", "singular_values.png"),
 }
 """The long-range benchmarks and the dynamics studies, by script name, with their title and the figure the README
 shows; together they make one README block, ``classics``, written from the Classic results of their reports."""
