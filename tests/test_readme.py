@@ -94,7 +94,11 @@ def test_the_classics_table_is_every_reports_classic_results():
     reproduce = _reproduce()
     (table,) = rj.experiment.tables_in(rj.experiment.block(README.read_text(), "classics"))
     rows = [[c.strip() for c in line.strip("|").split("|")] for line in table.splitlines()[2:]]
+    block = rj.experiment.block(README.read_text(), "classics")
     for name, (title, _) in reproduce.CLASSICS.items():
+        if not (RESULTS / f"{name}.md").exists():  # a run not kept yet is named under the table
+            assert f"`python experiments/{name}.py`" in block.split("No kept report yet")[1], name
+            continue
         report = (RESULTS / f"{name}.md").read_text()
         classics = rj.experiment.classics_in(report)
         assert classics, f"docs/results/{name}.md has no Classic results table"
