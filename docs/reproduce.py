@@ -450,7 +450,7 @@ def render_classics(cfg: Config, readme_dir: Path) -> str:
                          c["agrees"], f"`python experiments/{name}.py`" if first else "",
                          f"{float(env['wall_time_s']):.0f} s" if first else ""])  # fmt: skip
             if c.get("note"):
-                notes.append(f"- {title}, {c['result']}: {c['note']}")
+                notes.append(f"- {_upper(c['result'])}: {c['note']}")
         picture = Path(os.path.relpath(Path(cfg.figures_dir) / name / figure, readme_dir)).as_posix()
         figures.append(f"![{title}]({picture})")
     table = rj.experiment.markdown_table(
