@@ -2,7 +2,8 @@
 
 It runs the default experiments (``experiments/gradient_flow.py``, ``experiments/adding_problem.py``), the
 benchmarks (``benchmarks/rnn_speed.py``, ``benchmarks/cell_speed.py``, ``benchmarks/jacobian_speed.py``), the
-applications and the classic results (long-range benchmarks and dynamics studies), each ``main(Config())`` with its defaults, into ``runs/<name>/``; copies each ``report.md`` to
+applications and the classic results (long-range benchmarks and dynamics studies), each ``main(Config())`` with its
+defaults, into ``runs/<name>/``; copies each ``report.md`` to
 ``docs/results/<name>.md`` (image links pointed at the copies) and its figures to ``docs/figures/<name>/``; then
 rewrites the README's result blocks, between ``<!-- results:<name>:begin -->`` and ``<!-- results:<name>:end -->``,
 from those committed reports: the tables verbatim, the wall time and every number in the prose read from them.
@@ -136,7 +137,9 @@ def rewrite_readme(names: tuple[str, ...], cfg: Config) -> None:
     readme = Path(cfg.readme)
     text = readme.read_text()
     blocks = [n for n in names if n in RENDERERS]
-    blocks += ["applications"] * any(n in APPLICATIONS for n in names) + ["classics"] * any(n in CLASSICS for n in names)
+    blocks += ["applications"] * any(n in APPLICATIONS for n in names) + ["classics"] * any(
+        n in CLASSICS for n in names
+    )
     for name in blocks:
         text = rj.experiment.replace_block(text, name, render(name, cfg))
     readme.write_text(text)
