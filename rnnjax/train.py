@@ -297,8 +297,9 @@ def fit(
     probe: dict[str, Any] | None = None,
     monitor: Callable[[Params], dict[str, Any]] | None = None,
     monitor_every: int = 0,
+    stop: Callable[[dict[str, Any]], bool] | None = None,
 ) -> tuple[TrainState, list[dict[str, Any]]]:
-    """Trains until ``state.step == num_steps``, logging every step.
+    """Trains until ``state.step == num_steps`` (or until ``stop`` says so), logging every step.
 
     The steps are dispatched without waiting for the device: each step's metrics (and whether its
     updated state is finite) stay on the device until every ``log_every`` steps, when they are fetched
@@ -348,6 +349,10 @@ def fit(
             largest Lyapunov exponents, :func:`rnnjax.analysis.lyapunov_monitor` (``lyapunov/1`` ..
             ``lyapunov/k``); its cost, measured by ``benchmarks/fit_overhead.py``, is in that function's docs.
         monitor_every: 0: only at the start and the end (needs ``monitor`` when > 0).
+        stop: ``stop(record) -> bool``, early stopping: called with the log record of every evaluation
+            (``{"step", "loss", ..., "eval/<name>"}``); True ends the run after that step, which is then
+            checkpointed as the last step is (needs ``eval_fn``). A run resumed from that checkpoint trains on
+            towards ``num_steps``.
 
     Returns:
         The final state and the log records of this run (after a resume: the earlier records
@@ -374,6 +379,10 @@ def fit(
         raise ValueError(f"monitor: expected a function params -> metrics or None, got {describe(monitor)}")
     if monitor_every and monitor is None:
         raise ValueError(f"monitor: expected a function for monitor_every={monitor_every}, got None")
+    if stop is not None and not callable(stop):
+        raise ValueError(f"stop: expected a function record -> bool or None, got {describe(stop)}")
+    if stop is not None and eval_fn is None:
+        raise ValueError("eval_fn: expected the evaluation that stop= decides on, got None")
     run_dir = None if run_dir is None else Path(run_dir)
     config = json.loads(json.dumps(config or {}))  # what JSON gives back, to compare on resume
     history: list[dict[str, Any]] = []
@@ -469,9 +478,12 @@ def fit(
                 entry |= measure(state.params, done, tuple(entry))
             record(entry)
             bar.set_postfix(loss=f"{m['loss']:.4g}")
-            if save_now:
+            stopping = evaluate_now and done < num_steps and stop is not None and bool(stop(entry))
+            if ckpt is not None and (save_now or stopping):
                 runlog.sync_log(log)  # the steps this checkpoint stands for are on disk before it
                 ckpt.save(done, state, config)
+            if stopping:
+                break
     return state, history
 
 

@@ -4,6 +4,7 @@ judged by; the vmapped step against one network's step, and Pascanu et al.'s ini
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import jax
@@ -137,3 +138,19 @@ def test_pascanu_initialisations(mod, getkey):
     assert float(np.std(smart.rnn[0][0].U)) == pytest.approx(0.01, rel=5 / np.sqrt(2 * 600))
     with pytest.raises(ValueError, match="rnn_init"):
         mod.pascanu_init(basic, getkey(), "orthogonal")
+
+
+def test_a_group_whose_seeds_all_stop_ends_there_and_the_next_group_trains(runs, mod):
+    """Every seed under the threshold at the first validation: fit stops at that step (not at the budget), each
+    seed's folder holds the params of that step, and the next group starts and trains as usual."""
+    cfg = mod.dataclasses.replace(mod.Config(progress=False), **mod.TINY, threshold=1.01)  # every error is < 1.01
+    first = mod.train_group(cfg, "lstm", 1.0, 20, runs)
+    assert [r["stopped_at"] for r in first["seeds"]] == [cfg.eval_every] * cfg.seeds
+    log = [json.loads(line) for line in (runs / "lstm/clip=1/T=20/metrics.jsonl").read_text().splitlines()]
+    assert log[-1]["step"] == cfg.eval_every < cfg.gated_steps
+    for s in range(cfg.seeds):
+        assert rj.runs.load_run(runs / f"lstm/clip=1/T=20/seed={s}").step == cfg.eval_every
+    second = mod.train_group(dataclasses.replace(cfg, threshold=0.0), "gru", None, 20, runs)
+    assert all(r["stopped_at"] is None for r in second["seeds"])
+    log = (runs / "gru/clip=none/T=20/metrics.jsonl").read_text().splitlines()
+    assert json.loads(log[-1])["step"] == cfg.gated_steps

@@ -498,3 +498,49 @@ def test_fit_monitor_errors(kwargs, match):
     state, step = make()
     with pytest.raises(ValueError, match=match):
         rj.train.fit(state, step, data, 3, key=jax.random.key(1), progress=False, **kwargs)
+
+
+def test_stop_ends_the_run_at_the_evaluation_it_accepts_and_checkpoints_there(tmp_path):
+    state, step = make()
+    seen = []
+
+    def stop(record):  # the third evaluation, step 6
+        seen.append(record["step"])
+        return len(seen) == 3
+
+    final, history = rj.train.fit(
+        state, step, data, 20, key=jax.random.key(1), run_dir=tmp_path, eval_fn=lambda p: {"n": 1.0},
+        eval_every=2, checkpoint_every=5, stop=stop, progress=False,
+    )  # fmt: skip
+
+    assert seen == [2, 4, 6] and int(final.step) == 6 and history[-1]["step"] == 6
+    assert [r["step"] for r in history] == list(range(1, 7)) and {"loss", "eval/n"} <= set(history[-1])
+    with rj.checkpoint.Checkpoints(tmp_path / "checkpoints") as ckpt:
+        assert ckpt.latest_step == 6
+    _, resumed = rj.train.fit(
+        state, step, data, 8, key=jax.random.key(1), run_dir=tmp_path, resume=True, eval_fn=lambda p: {"n": 1.0},
+        eval_every=2, stop=lambda r: False, progress=False,
+    )  # fmt: skip
+    assert [r["step"] for r in resumed] == list(range(1, 9))  # resumed from the stop, trained on to num_steps
+
+
+def test_a_stop_at_the_last_step_or_between_evaluations_changes_nothing(tmp_path):
+    state, step = make()
+    kw = dict(key=jax.random.key(1), eval_fn=lambda p: {"n": 1.0}, eval_every=3, progress=False)
+    full, plain = rj.train.fit(state, step, data, 7, **kw)
+    stopped, history = rj.train.fit(state, step, data, 7, stop=lambda r: r["step"] == 7, **kw)
+    assert history == plain
+    chex.assert_trees_all_equal(full.params, stopped.params)
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(stop=lambda r: True), "eval_fn: expected the evaluation that stop= decides on, got None"),
+        (dict(stop=True, eval_fn=lambda p: {}), "stop: expected a function record -> bool or None, got"),
+    ],
+)
+def test_fit_stop_errors(kwargs, match):
+    state, step = make()
+    with pytest.raises(ValueError, match=match):
+        rj.train.fit(state, step, data, 3, key=jax.random.key(1), progress=False, **kwargs)
