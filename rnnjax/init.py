@@ -44,6 +44,7 @@ __all__ = [
     "chrono_bias",
     "draw_dtype",
     "input_weights",
+    "orthogonal",
     "recurrent_weights",
 ]
 
@@ -165,7 +166,7 @@ def recurrent_weights(key: PRNGKey, init: str, num_gates: int, hidden_size: int,
 
     def block(k: PRNGKey) -> Array:
         if init == "orthogonal":
-            return jax.nn.initializers.orthogonal()(k, shape, draw)
+            return orthogonal(k, hidden_size, hidden_size, draw)
         if init == "gaussian":
             return jax.random.normal(k, shape, draw) / hidden_size**0.5
         if init == "identity":
@@ -174,6 +175,45 @@ def recurrent_weights(key: PRNGKey, init: str, num_gates: int, hidden_size: int,
 
     keys = jax.random.split(key, num_gates)
     return (gain * jnp.concatenate([block(k) for k in keys], axis=0)).astype(check_dtype(dtype))
+
+
+def orthogonal(key: PRNGKey, rows: int, cols: int, dtype: Any) -> Array:
+    """A Haar-random ``(rows, cols)`` matrix with orthonormal columns (``rows >= cols``) or rows: the QR of a
+    Gaussian draw with the signs of ``diag(R)`` taken out (Mezzadri 2007), the same numbers as
+    ``jax.nn.initializers.orthogonal()(key, (rows, cols), dtype)``, and the same under ``jax.vmap`` as drawn
+    one key at a time.
+
+    It differs from jax's in one way: under ``vmap`` the QR runs one matrix at a time (:func:`_serial_qr`),
+    because jaxlib 0.10's batched CPU QR can hang the process (see there)."""
+    z = jax.random.normal(key, (max(rows, cols), min(rows, cols)), dtype)
+    q, r = _serial_qr(z)
+    q = q * jnp.sign(jnp.diagonal(r))[None, :]
+    return q.T if rows < cols else q
+
+
+@jax.custom_batching.custom_vmap
+def _serial_qr(z: Array) -> tuple[Array, Array]:
+    """``jnp.linalg.qr(z)`` of one matrix; under ``jax.vmap``, a ``lax.map`` of it over the batch.
+
+    Why: on the CPU, jaxlib 0.10.2's LAPACK QR of a batch (``lapack_sgeqrf_ffi``) splits the batch into tasks
+    on XLA's intra-op thread pool and blocks its own worker thread until they finish. When a jitted program
+    holds at least as many independent batched QRs as the pool has threads (two on a 2-core machine: e.g.
+    ``jax.jit(jax.vmap(model.init))`` over 5 seeds of a GRU, whose gates are drawn one QR each), every worker
+    waits on tasks that no free worker is left to run, and the process hangs for good. Measured here: two
+    independent QRs of batch 5 in one ``jit`` hang on the first or second call; of batch 1 or 2 they do not.
+    A QR of one matrix does not use the pool, so mapping over the batch cannot hang, and it gives each
+    matrix the numbers of its unbatched QR. Init-time only: the cost is a loop over a few matrices.
+    """
+    q, r = jnp.linalg.qr(z)
+    return q, r
+
+
+@_serial_qr.def_vmap
+def _serial_qr_vmap(axis_size: int, in_batched: list[bool], z: Array):
+    del axis_size
+    if not in_batched[0]:
+        return _serial_qr(z), (False, False)
+    return jax.lax.map(_serial_qr, z), (True, True)
 
 
 def chrono_bias(key: PRNGKey, hidden_size: int, t_max: float, dtype: Any) -> Array:

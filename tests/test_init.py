@@ -226,3 +226,43 @@ def test_draw_dtype(x64):
 def test_bad_arguments_raise(call, match):
     with pytest.raises(ValueError, match=match):
         call()
+
+
+@pytest.mark.parametrize("rows, cols", [(8, 8), (8, 3), (3, 8), (1, 5)])
+def test_orthogonal_is_jax_draw_and_the_same_under_vmap(rows, cols, getkey):
+    key = getkey()
+    Q = init.orthogonal(key, rows, cols, jnp.float32)
+    np.testing.assert_array_equal(Q, jax.nn.initializers.orthogonal()(key, (rows, cols), jnp.float32))
+    small = min(rows, cols)
+    np.testing.assert_allclose(Q @ Q.T if rows < cols else Q.T @ Q, np.eye(small), atol=1e-6)
+    keys = jax.random.split(key, 6).reshape(2, 3)
+    batched = jax.jit(jax.vmap(jax.vmap(lambda k: init.orthogonal(k, rows, cols, jnp.float32))))(keys)
+    np.testing.assert_array_equal(
+        batched, np.stack([[init.orthogonal(k, rows, cols, jnp.float32) for k in r] for r in keys])
+    )
+
+
+HANGS = """
+import jax, rnnjax as rj
+model = rj.models.ManyToOne(rj.RNN(cell="gru", hidden_size=50), output_size=4)
+init = jax.jit(jax.vmap(lambda k: model.init(k, 6)))
+for i in range(10):
+    jax.block_until_ready(init(jax.random.split(jax.random.key(i), 5)))
+print("ok")
+"""
+
+
+def test_vmapped_init_of_a_gated_cell_does_not_hang_on_two_cores():
+    """jaxlib 0.10.2's batched CPU QR deadlocks a 2-thread pool when a program holds two of them (a GRU's gates
+    under vmap, batch 5): it hung on the second call before the draws went through init._serial_qr. The child is
+    held to 2 cores, the pool's size here."""
+    import os
+    import subprocess
+    import sys
+
+    cores = sorted(os.sched_getaffinity(0))[:2]
+    out = subprocess.run(
+        [sys.executable, "-c", f"import os; os.sched_setaffinity(0, {cores}); exec({HANGS!r})"],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-2000:]

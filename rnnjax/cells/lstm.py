@@ -180,7 +180,7 @@ def _projected_recurrent(key: PRNGKey, init: str, h: int, p: int, gain: float, d
 
     def block(k: PRNGKey) -> Array:
         if init == "orthogonal":
-            return jax.nn.initializers.orthogonal()(k, (h, p), draw)  # orthonormal columns
+            return inits.orthogonal(k, h, p, draw)  # orthonormal columns
         if init == "gaussian":
             return jax.random.normal(k, (h, p), draw) / p**0.5
         return jax.random.uniform(k, (h, p), draw, -1.0 / h**0.5, 1.0 / h**0.5)  # torch
