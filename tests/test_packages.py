@@ -57,3 +57,32 @@ def test_unknown_loader_modules_are_attribute_errors():
     with pytest.raises(AttributeError, match="no_such_kind"):
         rj.baselines.no_such_kind  # noqa: B018
     assert importlib.util.find_spec("rnnjax.data.sequences") is not None and rj.data.sequences.pad is rj.data.pad
+
+
+def test_the_library_imports_only_the_standard_library_and_its_declared_dependencies():
+    """Every module of rnnjax/ imported at the top of a file (where a plain ``pip install .`` must have it)
+    is in the standard library or comes from a package in ``[project] dependencies``: a missing one breaks
+    ``import rnnjax`` for a new user while the test extras hide it here (threadpoolctl did)."""
+    import ast
+    import sys
+    from importlib.metadata import packages_distributions
+
+    declared = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    names = {re.split(r"[<>=!~\[ ;]", d, maxsplit=1)[0].lower().replace("_", "-") for d in declared}
+    providers = packages_distributions()
+    undeclared = {}
+    for path in sorted((ROOT / "rnnjax").rglob("*.py")):
+        for node in ast.parse(path.read_text()).body:  # top-level statements: imported at import time
+            if isinstance(node, ast.Import):
+                modules = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                modules = [node.module]
+            else:
+                continue
+            for module in (m.split(".")[0] for m in modules):
+                if module in sys.stdlib_module_names or module in ("rnnjax", "__future__"):
+                    continue
+                dists = {d.lower().replace("_", "-") for d in providers.get(module, [module])}
+                if not dists & names:
+                    undeclared.setdefault(module, []).append(str(path.relative_to(ROOT)))
+    assert not undeclared, f"imported at the top of rnnjax/ but not in [project] dependencies: {undeclared}"
