@@ -137,7 +137,10 @@ def load_run(run_dir: str | Path, step: int | None = None) -> Run:
     """The model, trained params, probe and config of a run folder written by ``fit(model=...)``.
 
     Raises:
-        FileNotFoundError: no ``model.json`` there (list the runs under a folder with :func:`find_runs`).
+        FileNotFoundError: no ``model.json`` there (list the runs under a folder with :func:`find_runs`), or
+            no ``probe.npz`` where it names one.
+        ValueError: a ``model.json`` that is not a definition ``fit`` wrote (not JSON, an unknown cell), or a
+            probe that is not an input of the model; the message names the file.
         CheckpointError: no checkpoint, or params that do not fit the saved definition.
     """
     run_dir = Path(run_dir)
@@ -146,9 +149,14 @@ def load_run(run_dir: str | Path, step: int | None = None) -> Run:
         found = find_runs(run_dir) if run_dir.is_dir() else []
         hint = f"; the runs under it: {[str(p) for p in found]}" if found else ""
         raise FileNotFoundError(f"{path}: no model definition (fit writes it when given model=){hint}")
-    record = json.loads(path.read_text())
-    model = from_config(record["model"])
-    like = jax.eval_shape(lambda: model.init(jax.random.key(0), *record["init_args"]))
+    try:
+        record = json.loads(path.read_text())
+        model = from_config(record["model"])
+        args = record["init_args"]
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as e:
+        what = f"missing field {e}" if isinstance(e, KeyError) else str(e)
+        raise ValueError(f"{path}: not a model definition fit wrote ({what})") from e
+    like = jax.eval_shape(lambda: model.init(jax.random.key(0), *args))
     if not (run_dir / "checkpoints").is_dir():  # Checkpoints would create the folder: a reader writes nothing
         raise CheckpointError(f"no checkpoint in {run_dir / 'checkpoints'}: the run saved none{_why_none(run_dir)}")
     with Checkpoints(run_dir / "checkpoints") as checkpoints:
@@ -157,8 +165,15 @@ def load_run(run_dir: str | Path, step: int | None = None) -> Run:
         params, config, step = restore_params(checkpoints, like, step)
     probe = {}
     if record.get("probe"):
-        with np.load(run_dir / record["probe"], allow_pickle=False) as f:
+        where = run_dir / record["probe"]
+        if not where.is_file():
+            raise FileNotFoundError(f"{where}: {DEFINITION} names this probe, but the file is missing")
+        with np.load(where, allow_pickle=False) as f:
             probe = {k: f[k] for k in f.files}
+        try:
+            probe = check_probe(model, params, probe)
+        except ValueError as e:
+            raise ValueError(f"{where}: {e}") from e
     return Run(run_dir, model, params, probe, config, step)
 
 

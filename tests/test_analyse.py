@@ -246,6 +246,9 @@ def test_errors_are_one_line(tmp_path, capsys):
         analyse.main([str(tmp_path / "empty")])
     with pytest.raises(SystemExit, match=r"^error: .*nowhere: no such folder$"):
         analyse.main([str(tmp_path / "nowhere")])
+    (tmp_path / "report.md").write_text("a file")
+    with pytest.raises(SystemExit, match=r"^error: .*report.md: a file, not a run folder$"):
+        analyse.main([str(tmp_path / "report.md")])
     with pytest.raises(SystemExit, match=r"^error: --max-lag: expected an int >= 1, got 0$"):
         analyse.main([str(tmp_path / "empty"), "--max-lag", "0"])
     model, args, probe = _models()["rnn"]

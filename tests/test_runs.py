@@ -171,8 +171,23 @@ def test_load_run_errors_name_what_is_missing(tmp_path):
     record = json.loads((tmp_path / "exp" / "a" / "model.json").read_text())
     record["model"]["rnn"]["cell"] = {"type": "Cell", "factory": "transformer", "hidden_size": 4, "options": {}}
     (tmp_path / "exp" / "a" / "model.json").write_text(json.dumps(record))
-    with pytest.raises(ValueError, match="cell: expected one of .*got 'transformer'"):
+    with pytest.raises(ValueError, match="a/model.json: not a model definition fit wrote .*got 'transformer'"):
         rj.runs.load_run(tmp_path / "exp" / "a")
+    (tmp_path / "exp" / "a" / "model.json").write_text('{"model": {"type": "ManyToOne", ')  # a torn write
+    with pytest.raises(ValueError, match=r"a/model.json: not a model definition fit wrote \(Expecting"):
+        rj.runs.load_run(tmp_path / "exp" / "a")
+
+
+def test_load_run_refuses_a_probe_that_is_missing_or_not_an_input_of_the_model(tmp_path):
+    model, args, inputs = _models()["ManyToOne"]
+    params = model.init(jax.random.key(0), *args)
+    _save(tmp_path, model, params, inputs)
+    np.savez(tmp_path / "probe.npz", xs=XS[..., :2])  # replaced by inputs of another size
+    with pytest.raises(ValueError, match=r"probe.npz: probe: ManyToOne.apply\(params, \*\*probe\) fails"):
+        rj.runs.load_run(tmp_path)
+    (tmp_path / "probe.npz").unlink()
+    with pytest.raises(FileNotFoundError, match="probe.npz: model.json names this probe, but the file is missing"):
+        rj.runs.load_run(tmp_path)
 
 
 def test_probes_are_checked_against_the_model(tmp_path):

@@ -231,7 +231,8 @@ def analyse(cfg: Config) -> Path:
     check_config(cfg)
     root = Path(cfg.run_dir)
     if not root.is_dir():
-        raise AnalyseError(f"{root}: no such folder")
+        what = "a file, not a run folder" if root.exists() else "no such folder"
+        raise AnalyseError(f"{root}: {what}")
     if (root / runs.DEFINITION).is_file():
         return analyse_run(root, cfg, cfg.out).report
     found = [p for p in runs.find_runs(root)]
