@@ -32,6 +32,7 @@ from rnnjax import (
     plots,
     runlog,
     runs,
+    sharding,
     train,
 )
 from rnnjax.cells import Cell
@@ -61,6 +62,7 @@ __all__ = [
     "plots",
     "runlog",
     "runs",
+    "sharding",
     "train",
     "unroll",
 ]

@@ -30,9 +30,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from jax.sharding import Mesh
 from tqdm import tqdm
 
-from rnnjax import runlog, runs
+from rnnjax import runlog, runs, sharding
 from rnnjax.checkpoint import CheckpointError, Checkpoints
 from rnnjax.checks import check_key, check_nonnegative_int, check_positive_int, describe
 from rnnjax.runlog import RunDirLocked
@@ -149,6 +150,7 @@ def make_train_step(
     *,
     group_norms: bool = False,
     value_and_grad: Callable[[Params, Batch, PRNGKey], tuple[tuple[Array, dict], Params]] | None = None,
+    mesh: Mesh | None = None,
 ) -> TrainStep:
     """A pure ``train_step(state, batch, key) -> (state, metrics)``; jit it where you call it.
 
@@ -159,14 +161,22 @@ def make_train_step(
         value_and_grad: replaces ``jax.value_and_grad(loss_fn, has_aux=True)``, for gradients
             that are not those of one function, e.g. truncated BPTT
             (:func:`rnnjax.bptt.truncated_value_and_grad`).
+        mesh: data parallelism (:mod:`rnnjax.sharding`): inside the step the batch is pinned split over the
+            mesh's ``data`` axis and the new state replicated, so that under ``jax.jit`` each device computes
+            its rows and the gradients are summed across devices; the values are those of one device, up to
+            the order of the sums.
 
     ``metrics`` holds ``loss``, the global gradient norm ``grad_norm`` (before clipping) and what
     ``loss_fn`` returned.
     """
 
     grad_fn = jax.value_and_grad(loss_fn, has_aux=True) if value_and_grad is None else value_and_grad
+    if mesh is not None:
+        sharding.check_mesh(mesh)
 
     def train_step(state: TrainState, batch: Batch, key: PRNGKey) -> tuple[TrainState, dict[str, Array]]:
+        if mesh is not None:
+            batch = sharding.constrain(batch, sharding.batch_sharding(mesh))
         (loss, aux), grads = grad_fn(state.params, batch, key)
         with jax.numpy_dtype_promotion("standard"):  # Optax mixes Python floats and int32 counts
             updates, opt_state = tx.update(grads, state.opt_state, state.params)
@@ -174,7 +184,10 @@ def make_train_step(
         metrics = {"loss": loss, **aux, "grad_norm": optax.tree.norm(grads)}
         if group_norms:
             metrics |= param_group_norms(grads)
-        return TrainState(state.step + 1, params, opt_state), metrics
+        new = TrainState(state.step + 1, params, opt_state)
+        if mesh is not None:
+            new = sharding.constrain(new, sharding.replicated(mesh))
+        return new, metrics
 
     return train_step
 
@@ -298,6 +311,7 @@ def fit(
     monitor: Callable[[Params], dict[str, Any]] | None = None,
     monitor_every: int = 0,
     stop: Callable[[dict[str, Any]], bool] | None = None,
+    mesh: Mesh | None = None,
 ) -> tuple[TrainState, list[dict[str, Any]]]:
     """Trains until ``state.step == num_steps`` (or until ``stop`` says so), logging every step.
 
@@ -353,6 +367,10 @@ def fit(
             (``{"step", "loss", ..., "eval/<name>"}``); True ends the run after that step, which is then
             checkpointed as the last step is (needs ``eval_fn``). A run resumed from that checkpoint trains on
             towards ``num_steps``.
+        mesh: data parallelism (:mod:`rnnjax.sharding`): the state (also one restored by ``resume``) is
+            replicated over the mesh and every batch split over its ``data`` axis (a leading axis that does
+            not divide is an error), so the jitted step runs on every device; checkpoints are of the whole
+            state, and restore onto any number of devices. Pair it with ``make_train_step(..., mesh=mesh)``.
 
     Returns:
         The final state and the log records of this run (after a resume: the earlier records
@@ -383,6 +401,8 @@ def fit(
         raise ValueError(f"stop: expected a function record -> bool or None, got {describe(stop)}")
     if stop is not None and eval_fn is None:
         raise ValueError("eval_fn: expected the evaluation that stop= decides on, got None")
+    if mesh is not None:
+        sharding.check_mesh(mesh)
     run_dir = None if run_dir is None else Path(run_dir)
     config = json.loads(json.dumps(config or {}))  # what JSON gives back, to compare on resume
     history: list[dict[str, Any]] = []
@@ -400,6 +420,8 @@ def fit(
             history = [r for r in history if r["step"] <= int(state.step)]
         if model is not None:
             runs.save_definition(run_dir, model, state.params, probe)
+        if mesh is not None:
+            state = sharding.replicate(state, mesh)
         start = int(state.step)
         if num_steps < start:
             where = f"the step of the checkpoint in {ckpt.directory}" if resume else "state.step"
@@ -448,7 +470,8 @@ def fit(
 
         pending: list[tuple[int, dict[str, Array], dict[str, Array]]] = []  # on the device, not yet checked
         for step in range(start, num_steps):
-            state, metrics, finite = step_fn(state, data(step), jax.random.fold_in(key, step))
+            batch = data(step) if mesh is None else sharding.shard_batch(data(step), mesh)
+            state, metrics, finite = step_fn(state, batch, jax.random.fold_in(key, step))
             done = step + 1
             pending.append((done, metrics, finite))
             evaluate_now = eval_fn is not None and due(eval_every, done)
