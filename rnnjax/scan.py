@@ -20,6 +20,7 @@ Sequences are batch-major at the boundary and time-major inside.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import jax
@@ -36,13 +37,18 @@ from rnnjax.types import Array, Carry, Lengths, Params, Xs, Ys
 
 __all__ = [
     "IMPLS",
+    "MAX_UNROLL",
     "check_carry",
     "check_cell",
     "check_input_size",
     "check_inputs",
     "check_lengths",
     "check_params",
+    "check_remat",
+    "check_unroll",
     "check_xs",
+    "chunk_length",
+    "chunked",
     "resolve_impl",
     "reverse_within",
     "unroll",
@@ -148,20 +154,19 @@ def reverse_within(xs: Any, lengths: Array) -> Any:
     return jax.tree.map(take, xs)
 
 
-def resolve_impl(cell: Cell, impl: str = "auto", *, remat: bool = False, platform: str | None = None) -> str:
+def resolve_impl(cell: Cell, impl: str = "auto", *, platform: str | None = None) -> str:
     """The implementation that :func:`unroll` runs: the one place where ``impl`` is decided.
 
-    ``"auto"``: ``"fused"`` for a cell with a hand-written backward pass (``spec.parts``) unless ``remat``;
-    else ``"associative"`` for a linear recurrence (``spec.linear``) on GPU and TPU, where the parallel scan
-    wins over time; else ``"scan"``. On the CPU the sequential loop beats the parallel scan: its ``O(log T)``
-    depth buys nothing on two cores, and it does about twice the work in ``2 log2 T`` passes over memory
-    (3 to 27 times slower here, ``benchmarks/cell_speed.py``). An implementation asked for by name
-    that the cell cannot run is refused, never replaced silently.
+    ``"auto"``: ``"fused"`` for a cell with a hand-written backward pass (``spec.parts``); else ``"associative"``
+    for a linear recurrence (``spec.linear``) on GPU and TPU, where the parallel scan wins over time; else
+    ``"scan"``. On the CPU the sequential loop beats the parallel scan: its ``O(log T)`` depth buys nothing on two
+    cores, and it does about twice the work in ``2 log2 T`` passes over memory (3 to 27 times slower here,
+    ``benchmarks/cell_speed.py``). An implementation asked for by name that the cell cannot run is refused, never
+    replaced silently.
 
     Args:
         cell: the cell.
         impl: one of :data:`IMPLS`.
-        remat: recompute each step in the backward pass (only the sequential scan does).
         platform: ``"cpu"``, ``"gpu"``, ``"tpu"``; None: JAX's default backend.
     """
     if impl not in IMPLS:
@@ -169,9 +174,9 @@ def resolve_impl(cell: Cell, impl: str = "auto", *, remat: bool = False, platfor
     spec = cell.spec
     if impl == "auto":
         platform = jax.default_backend() if platform is None else platform
-        if spec.parts is not None and not remat:
+        if spec.parts is not None:
             return "fused"
-        if spec.linear is not None and not remat and platform != "cpu":
+        if spec.linear is not None and platform != "cpu":
             return "associative"
         return "scan"
     if impl == "fused" and spec.parts is None:
@@ -184,8 +189,6 @@ def resolve_impl(cell: Cell, impl: str = "auto", *, remat: bool = False, platfor
             f"impl: {cell.name} is not linear in its state (no spec.linear), so it has no parallel scan; use "
             f"impl='scan' or 'auto'"
         )
-    if remat and impl != "scan":
-        raise ValueError(f"remat: only impl='scan' recomputes steps in the backward pass, got impl={impl!r}")
     return impl
 
 
@@ -200,7 +203,7 @@ def unroll(
     impl: str = "auto",
     unroll: int | bool = 1,
     return_carries: bool = False,
-    remat: bool = False,
+    remat: bool | int = False,
     hoist: bool | None = None,
 ) -> tuple[Carry, Ys] | tuple[Carry, Ys, Carry]:
     """Runs ``cell`` over a batch of sequences.
@@ -222,12 +225,14 @@ def unroll(
             :func:`resolve_impl`). All compute the same function; ``"scan"`` is the one forward-mode
             differentiation (``jax.jvp``, ``jax.jacfwd``, ``jax.hessian``) passes, as a hand-written backward
             pass does not.
-        unroll: steps per loop iteration, passed to ``jax.lax.scan`` (True: all).
+        unroll: steps per loop iteration, passed to ``jax.lax.scan`` (True: all), at most :data:`MAX_UNROLL`
+            (:func:`check_unroll`).
         return_carries: also return the carry after every step (the full state: ``h`` and
             ``c`` for the LSTM), batch-major, zeros at padded steps.
-        remat: recompute each step's internals in the backward pass instead of storing
-            them (``jax.checkpoint``, with ``impl="scan"``); only the carries are kept, which saves memory
-            on long sequences at the cost of a second forward pass.
+        remat: checkpointing over time, for long sequences in bounded memory (:func:`chunked`): the steps
+            run in chunks of ``remat`` steps (True: ``ceil(sqrt(time))``), and the backward pass keeps only
+            each chunk's starting carry, recomputing the chunk's forward pass when it needs it; with any
+            ``impl``, so the fused backward pass still runs. False: keep every step's residuals.
         hoist: compute the input side ``U x_t + b`` of all steps before the loop (True) or
             inside it (False); None: before it on GPU and TPU, inside it on the CPU, whichever
             runs faster there (see the module docstring). The results are the same.
@@ -237,11 +242,13 @@ def unroll(
         when ``return_carries``.
     """
     check_cell(cell)
+    check_remat(remat)
     xs, lengths = check_inputs(xs, lengths)
+    check_unroll(unroll, xs.shape[1])
     check_params(cell, params, xs)
     if carry is not None:
         check_carry(carry, cell.initial_carry(params, (xs.shape[0],)))
-    resolve_impl(cell, impl, remat=remat)
+    resolve_impl(cell, impl)
     return unroll_unchecked(
         cell, params, xs, carry=carry, lengths=lengths, reverse=reverse, impl=impl, unroll=unroll,
         return_carries=return_carries, remat=remat, hoist=hoist,
@@ -268,12 +275,12 @@ def unroll_unchecked(
     impl: str = "auto",
     unroll: int | bool = 1,
     return_carries: bool = False,
-    remat: bool = False,
+    remat: bool | int = False,
     hoist: bool | None = None,
 ) -> tuple[Carry, Ys] | tuple[Carry, Ys, Carry]:
     """:func:`unroll` without the checks of values, for callers that checked already."""
     batch, time, _ = xs.shape
-    impl = resolve_impl(cell, impl, remat=remat)
+    impl = resolve_impl(cell, impl)
     loop = cell.spec.prepare(params)
     if carry is None:
         carry = cell.initial_carry(params, (batch,))
@@ -292,13 +299,25 @@ def unroll_unchecked(
     xs = in_run_order(xs)
     if time == 0:
         impl = "scan"
-    if impl == "fused":
-        carry, carries = _fused(cell, loop, carry, xs, mask, unroll, hoist)
-        ys = output_of(cell, carries)
-    elif impl == "associative":
-        carry, carries, ys = associative.scan(cell.spec.linear, loop, carry, cell.spec.project(loop, xs), mask)
+
+    def run(carry: Carry, xs: Array, mask: Array | None) -> tuple[Carry, Array, Carry | None]:
+        if impl == "fused":
+            carry, carries = _fused(cell, loop, carry, xs, mask, unroll, hoist)
+            return carry, output_of(cell, carries), carries if return_carries else None
+        if impl == "associative":
+            carry, carries, ys = associative.scan(cell.spec.linear, loop, carry, cell.spec.project(loop, xs), mask)
+            return carry, ys, carries if return_carries else None
+        return _sequential(cell, loop, carry, xs, mask, unroll, hoist, return_carries)
+
+    if remat and time > 0:
+        try:
+            carry, ys, carries = chunked(run, carry, xs, mask, chunk_length(remat, time))
+        except TypeError as e:  # forward mode meets the fused pass inside the checkpoint, outside _fused
+            if "forward-mode" not in str(e):
+                raise
+            raise _forward_mode_error() from e
     else:
-        carry, ys, carries = _sequential(cell, loop, carry, xs, mask, unroll, hoist, remat, return_carries)
+        carry, ys, carries = run(carry, xs, mask)
     if mask is not None:  # zeros at padded steps, where the implementations held the carry
         ys = jnp.where(mask[..., None], ys, jnp.zeros((), ys.dtype))
         if return_carries:
@@ -318,9 +337,93 @@ def _run_order(lengths: Array | None, reverse: bool) -> Any:
     return lambda tree: reverse_within(tree, lengths)
 
 
+MAX_UNROLL = 32
+"""The most step copies :func:`unroll` compiles into one loop iteration (``unroll=True`` is one per step)."""
+
+
+def check_unroll(unroll: Any, time: int) -> int | bool:
+    """``unroll`` if it is True or an int >= 1 that puts at most :data:`MAX_UNROLL` copies of the step in the
+    loop body; else a ValueError.
+
+    Why a cap: XLA compiles every copy, and its compile time grows faster than the number of copies. Measured
+    on this 2-core CPU, ``jax.jit(jax.grad(...))`` of a 32-unit LSTM with ``unroll=True``: 3 s at 8 steps,
+    5.6 s at 16, 13 s at 32, 38 s at 50 and 148 s at 100 (with ``unroll=1``: about 1 s at every length), with
+    the fused and the scan implementation alike. A long sequence with ``unroll=True`` would otherwise look
+    like a hang."""
+    if isinstance(unroll, bool):
+        copies = time if unroll else 1
+    elif isinstance(unroll, int) and unroll >= 1:
+        copies = min(unroll, time)
+    else:
+        raise ValueError(f"unroll: expected True or an int >= 1, got {describe(unroll)}")
+    if copies > MAX_UNROLL:
+        what = f"unroll=True on {time} steps" if unroll is True else f"unroll={unroll}"
+        raise ValueError(
+            f"unroll: {what} compiles {copies} copies of the step, more than MAX_UNROLL = {MAX_UNROLL}; XLA's "
+            f"compile time grows faster than the copies (148 s for 100 here), so pass unroll=k with k <= {MAX_UNROLL}"
+        )
+    return unroll
+
+
+def check_remat(remat: Any) -> bool | int:
+    """``remat`` if it is a bool or an int >= 1 (a chunk length); else a ValueError."""
+    if isinstance(remat, bool) or (isinstance(remat, int) and remat >= 1):
+        return remat
+    raise ValueError(f"remat: expected True, False or a chunk length (an int >= 1), got {describe(remat)}")
+
+
+def chunk_length(remat: bool | int, time: int) -> int:
+    """The steps per checkpointed chunk: ``remat`` itself, or ``ceil(sqrt(time))`` for True (at most ``time``)."""
+    k = math.isqrt(time - 1) + 1 if remat is True else int(remat)
+    return max(1, min(k, time))
+
+
+def chunked(run: Any, carry: Carry, xs: Array, mask: Array | None, k: int) -> tuple[Carry, Array, Carry | None]:
+    """``run(carry, xs, mask) -> (carry, ys, carries)`` over time-major ``xs``, in chunks of ``k`` steps, each
+    chunk under ``jax.checkpoint``: checkpointing over time (Chen et al. 2016, "Training deep nets with
+    sublinear memory cost"; Gruslys et al. 2016 for RNNs).
+
+    The backward pass of a plain scan keeps every step's residuals, the gates and states it needs to
+    differentiate the step: memory linear in T, about ``T * batch * (a few times hidden)`` numbers. Here the
+    forward pass keeps only each chunk's starting carry (and the outputs, which the loss reads). The backward
+    pass takes the chunks last to first: it reruns a chunk's forward pass from its carry, which rebuilds that
+    chunk's residuals (``k`` steps of them), differentiates it, and lets them go. With ``k = sqrt(T)`` the
+    residuals held at once fall from ``T`` steps to about ``2 sqrt(T)`` (the carries and one chunk), for one
+    extra forward pass: about 4/3 the time of forward + backward, whose backward costs about twice its
+    forward. ``run`` is any implementation (the fused backward pass is kept inside each chunk). The first
+    ``T // k`` chunks go through one ``lax.scan`` (so the compiled program does not grow with T); a shorter
+    last chunk, when ``k`` does not divide ``T``, runs after it.
+    """
+    time = xs.shape[0]
+    n, rest = divmod(time, k)
+    step = jax.checkpoint(run, prevent_cse=False)  # inside a scan, CSE cannot undo the recomputation
+
+    def body(c: Carry, inp: tuple[Array, Array | None]) -> tuple[Carry, tuple[Array, Carry | None]]:
+        c, ys, carries = step(c, *inp)
+        return c, (ys, carries)
+
+    def split(a: Array) -> Array:
+        return a[: n * k].reshape(n, k, *a.shape[1:])
+
+    def join(tree: Any) -> Any:
+        return jax.tree.map(lambda a: a.reshape(n * k, *a.shape[2:]), tree)
+
+    outs = []
+    if n:
+        carry, (ys, carries) = jax.lax.scan(body, carry, (split(xs), None if mask is None else split(mask)))
+        outs.append((join(ys), join(carries)))
+    if rest:
+        carry, ys, carries = step(carry, xs[n * k :], None if mask is None else mask[n * k :])
+        outs.append((ys, carries))
+    if len(outs) == 1:
+        return carry, *outs[0]
+    (ys_a, c_a), (ys_b, c_b) = outs
+    return carry, jnp.concatenate([ys_a, ys_b]), jax.tree.map(lambda a, b: jnp.concatenate([a, b]), c_a, c_b)
+
+
 def _sequential(
     cell: Cell, loop: Any, carry: Carry, xs: Array, mask: Array | None, unroll: int | bool, hoist: bool,
-    remat: bool, return_carries: bool,
+    return_carries: bool,
 ) -> tuple[Carry, Array, Carry | None]:  # fmt: skip
     """The reference: ``lax.scan`` of the cell's step; the carry is held where ``mask`` is False."""
     spec = cell.spec
@@ -338,8 +441,6 @@ def _sequential(
             new = jax.tree.map(lambda n, o: jnp.where(m[:, None], n, o), new, c)
         return new, (y, new) if return_carries else (y, None)
 
-    if remat:
-        body = jax.checkpoint(body)
     carry, (ys, carries) = jax.lax.scan(body, carry, (inputs, mask), unroll=unroll)
     return carry, ys, carries
 
@@ -353,7 +454,12 @@ def _fused(
     except TypeError as e:
         if "forward-mode" not in str(e):
             raise
-        raise TypeError(
-            "forward-mode differentiation (jax.jvp, jax.jacfwd, jax.hessian) cannot pass the hand-written "
-            "backward pass: use rj.unroll(..., impl='scan') or rj.RNN(..., impl='scan')"
-        ) from e
+        raise _forward_mode_error() from e
+
+
+def _forward_mode_error() -> TypeError:
+    """JAX's error where forward mode meets the fused pass's ``custom_vjp``, said in rnnjax's terms."""
+    return TypeError(
+        "forward-mode differentiation (jax.jvp, jax.jacfwd, jax.hessian) cannot pass the hand-written "
+        "backward pass: use rj.unroll(..., impl='scan') or rj.RNN(..., impl='scan')"
+    )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 import rnnjax as rj
@@ -115,3 +117,19 @@ def test_cell_speed_tiny_times_every_cell_under_each_implementation_it_declares(
     assert all(float(r["scan/associative"]) > 0 for r in second)
     lines = (tmp_path / "cell_speed" / "metrics.jsonl").read_text().count("\n")
     assert lines == len(first) + 2 * len(second)
+
+
+def test_long_sequences_tiny_measures_each_remat_in_its_own_process(tmp_path, capsys, load_script):
+    long_sequences = load_script("benchmarks", "long_sequences")
+    cfg = rj.experiment.parse_config(long_sequences.Config, ["--tiny", "--root", str(tmp_path)])
+
+    table = long_sequences.main(cfg)
+
+    assert table in capsys.readouterr().out
+    assert len(table.splitlines()[2:]) == 3  # a row per remat
+    results = json.loads((tmp_path / "long_sequences" / "results.json").read_text())
+    for r in results:
+        assert r["temp_bytes"] > 0 and r["max_rss_bytes"] > 0 and len(r["times"]) == 1
+    offs = {(r["T"], r["loss"]): r["temp_bytes"] for r in results if r["remat"] == "off"}
+    chunked = {(r["T"], r["loss"]): r["temp_bytes"] for r in results if r["remat"] == "sqrt(T)"}
+    assert all(chunked[k] < offs[k] for k in offs)  # checkpointing over time holds less, even at T = 60

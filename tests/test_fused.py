@@ -104,15 +104,18 @@ def test_fused_is_what_runs_and_autodiff_allows_forward_mode(getkey):
 
 
 def test_cells_without_parts_and_remat_fall_back_to_autodiff(getkey):
-    """The Cho GRU (reset before its second matmul) and ``remat=True`` run the loop JAX differentiates:
-    forward mode works through them with the default ``backward``."""
+    """The Cho GRU (reset before its second matmul) runs the loop JAX differentiates, and so does ``remat=True``
+    with ``impl="scan"``: forward mode works through them (``remat`` with the default impl keeps the fused pass,
+    which forward mode cannot pass)."""
     cho = rj.cells.gru(H, reset_after=False)
     assert cho.spec.parts is None
     lstm = rj.cells.lstm(H)
     xs = jax.random.normal(getkey(), (B, T, I))
-    for cell, remat in [(cho, False), (lstm, True)]:
+    for cell, remat, impl in [(cho, False, "auto"), (lstm, True, "scan")]:
         params = cell.init(getkey(), I)
-        jax.jvp(lambda x: rj.unroll(cell, params, x, remat=remat)[1], (xs,), (xs,))  # noqa: B023
+        jax.jvp(lambda x: rj.unroll(cell, params, x, remat=remat, impl=impl)[1], (xs,), (xs,))  # noqa: B023
+    with pytest.raises(TypeError, match="forward-mode differentiation"):
+        jax.jvp(lambda x: rj.unroll(lstm, params, x, remat=True)[1], (xs,), (xs,))
 
 
 def test_network_gradients_through_fused_layers_match_autodiff(getkey):

@@ -63,7 +63,19 @@ def test_scan_equals_python_loop(cell, hoist, getkey):
 
 @pytest.mark.parametrize("cell", CELLS[2:4], ids=IDS[2:4])
 @pytest.mark.parametrize(
-    "options", [dict(unroll=3), dict(unroll=True), dict(remat=True), dict(hoist=True), dict(hoist=False)]
+    "options",
+    [
+        dict(unroll=3),
+        dict(unroll=True),
+        dict(remat=True),
+        dict(remat=1),
+        dict(remat=3),
+        dict(remat=100),
+        dict(remat=2, impl="scan"),
+        dict(remat=True, reverse=True),
+        dict(hoist=True),
+        dict(hoist=False),
+    ],
 )
 def test_unroll_and_remat_change_nothing(cell, options, getkey):
     params, xs, carry = setup(cell, getkey())
@@ -73,7 +85,8 @@ def test_unroll_and_remat_change_nothing(cell, options, getkey):
         final, ys = rj.unroll(cell, p, xs, carry=carry, lengths=lengths, **kw)
         return (ys**2).sum() + sum((c**2).sum() for c in jax.tree.leaves(final))
 
-    value, grads = jax.value_and_grad(loss)(params)
+    reverse = options.get("reverse", False)
+    value, grads = jax.value_and_grad(lambda p: loss(p, reverse=reverse))(params)
     value_o, grads_o = jax.jit(jax.value_and_grad(lambda p: loss(p, **options)))(params)
     chex.assert_trees_all_close((value, grads), (value_o, grads_o), rtol=1e-5, atol=1e-6)
 
@@ -253,3 +266,37 @@ def test_bad_inputs_raise(getkey):
         kwargs = dict(cell=cell, params=params, xs=xs) | change
         with pytest.raises(ValueError, match=match):
             rj.unroll(**kwargs)
+
+
+def test_remat_keeps_a_fraction_of_the_memory_and_returns_every_carry(getkey):
+    """Checkpointing over time: the compiled backward pass of a 1,000-step LSTM holds a small share of the plain
+    one's temporary memory (XLA's own count, not a timing), and return_carries still gives every step's state."""
+    cell = rj.cells.lstm(32)
+    params, xs, _ = setup(cell, getkey(), time=1000)
+
+    def temp(remat):
+        grad = jax.jit(jax.grad(lambda p: sum((c**2).sum() for c in rj.unroll(cell, p, xs, remat=remat)[0])))
+        return grad.lower(params).compile().memory_analysis().temp_size_in_bytes
+
+    plain, chunked, per_step = temp(False), temp(True), temp(1)
+    assert chunked < plain / 5 and chunked < per_step, (plain, chunked, per_step)
+    lengths = jnp.array([1000, 3, 0, 517])
+    want = rj.unroll(cell, params, xs, lengths=lengths, return_carries=True)
+    got = rj.unroll(cell, params, xs, lengths=lengths, return_carries=True, remat=True)
+    chex.assert_trees_all_close(got, want, rtol=1e-5, atol=1e-6)
+
+
+def test_remat_and_unroll_errors(getkey):
+    cell = rj.cells.lstm(H)
+    params, xs, _ = setup(cell, getkey(), time=40)
+    for remat in (0, -2, 2.5, "sqrt"):
+        with pytest.raises(ValueError, match="remat: expected True, False or a chunk length"):
+            rj.unroll(cell, params, xs, remat=remat)
+    with pytest.raises(ValueError, match=r"unroll: unroll=True on 40 steps compiles 40 copies of the step, more than"):
+        rj.unroll(cell, params, xs, unroll=True)
+    with pytest.raises(ValueError, match=r"unroll: unroll=33 compiles 33 copies"):
+        rj.unroll(cell, params, xs, unroll=33)
+    with pytest.raises(ValueError, match="unroll: expected True or an int >= 1, got"):
+        rj.unroll(cell, params, xs, unroll=0)
+    rj.unroll(cell, params, xs[:, :10], unroll=33)  # 10 copies: within the cap
+    rj.unroll(cell, params, xs[:, :32], unroll=True)
