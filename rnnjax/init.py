@@ -23,6 +23,7 @@ References:
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -177,6 +178,7 @@ def recurrent_weights(key: PRNGKey, init: str, num_gates: int, hidden_size: int,
     return (gain * jnp.concatenate([block(k) for k in keys], axis=0)).astype(check_dtype(dtype))
 
 
+@functools.partial(jax.jit, static_argnums=(1, 2, 3))  # one compiled draw per shape, as jax's own
 def orthogonal(key: PRNGKey, rows: int, cols: int, dtype: Any) -> Array:
     """A Haar-random ``(rows, cols)`` matrix with orthonormal columns (``rows >= cols``) or rows: the QR of a
     Gaussian draw with the signs of ``diag(R)`` taken out (Mezzadri 2007), the same numbers as
