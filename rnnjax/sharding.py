@@ -15,7 +15,8 @@ devices to try it with; the tests run that way in a subprocess.
 
 What scales: the batch (each device runs its rows' whole time loop; only the gradients cross devices, once a
 step), and independent sequences. What does not: the time loop itself, which is sequential within a sequence
-(the associative scan of the linear-recurrence cells, ``impl="associative"``, is the exception).
+(the associative scan of the linear-recurrence cells, ``impl="associative"``, parallelises over time on one
+device; splitting time across devices is not built).
 """
 
 from __future__ import annotations
