@@ -36,6 +36,7 @@ import jax.numpy as jnp
 from jax.custom_derivatives import SymbolicZero, custom_vjp_primal_tree_values
 
 from rnnjax.cells import Parts, Prepared
+from rnnjax.precision import matmul, matmul_into
 from rnnjax.types import Array, Carry
 
 __all__ = ["scan"]
@@ -106,12 +107,12 @@ def _forward(
     keep: bool,
 ) -> tuple[tuple[Carry, Carry], Any]:  # fmt: skip
     """The loop; with ``keep`` it also returns every step's pre-activations, ``(time, batch, .)`` arrays."""
-    inputs = xs @ loop.U_T + loop.b if hoist else xs
+    inputs = matmul(xs, loop.U_T) + loop.b if hoist else xs
 
     def body(c: Carry, inp: tuple[Array, Array | None]) -> tuple[Carry, Any]:
         x, m = inp
-        xp = x if hoist else x @ loop.U_T + loop.b
-        pre = parts.pre(loop.extra, xp, parts.hidden(c) @ loop.W_T)
+        xp = x if hoist else matmul(x, loop.U_T) + loop.b
+        pre = parts.pre(loop.extra, xp, matmul(parts.hidden(c), loop.W_T))
         new = _held(parts.pointwise(c, pre), c, m)
         return new, (new, pre) if keep else new
 
@@ -168,7 +169,7 @@ def _bwd(
         d_carry = jax.tree.map(lambda d, o: d if o is None else d + o, d_carry, d_out, is_leaf=_is_none)
         step = jax.tree.unflatten(stored_def, [jax.lax.dynamic_index_in_dim(buffer, t, keepdims=False), *rest_t])
         d_pre, d_prev = step_vjp(step, c_prev, m, d_carry)
-        d_h = combine_t(d_pre)[2] @ W  # dh_{t-1} += d hp_t W
+        d_h = matmul(combine_t(d_pre)[2], W)  # dh_{t-1} += d hp_t W
         d_prev = jax.tree.map(jnp.add, d_prev, jax.vjp(parts.hidden, c_prev)[1](d_h)[0])
         d_first, *d_rest = jax.tree.leaves(d_pre)
         return (d_prev, jax.lax.dynamic_update_index_in_dim(buffer, d_first, t, 0)), d_rest
@@ -182,16 +183,17 @@ def _bwd(
         d_extra, d_xp, d_hp = None, d_pres, d_pres
     else:
         d_extra, d_xp, d_hp = _transpose_combine(parts, loop, xs.shape[:2], xs.dtype)(d_pres)
-    # The weight gradients as one matmul each over all (time * batch) rows.
+    # The weight gradients as one matmul each over all (time * batch) rows, in the matrices' dtype (under mixed
+    # precision: bfloat16 inputs, float32 accumulation, rounded once; rnnjax.precision).
     flat = lambda a: a.reshape(-1, a.shape[-1])  # noqa: E731
     d_xp, d_hp = flat(d_xp), flat(d_hp)
     d_loop = Prepared(
-        U_T=flat(xs).T @ d_xp,  # dU^T = X^T dXp
+        U_T=matmul_into(flat(xs).T, d_xp, loop.U_T.dtype),  # dU^T = X^T dXp
         b=d_xp.sum(0),
-        W_T=flat(parts.hidden(prev)).T @ d_hp,  # dW^T = H_prev^T dHp
+        W_T=matmul_into(flat(parts.hidden(prev)).T, d_hp, loop.W_T.dtype),  # dW^T = H_prev^T dHp
         extra=d_extra,
     )
-    d_xs = (d_xp @ loop.U_T.T).reshape(xs.shape)
+    d_xs = matmul(d_xp, loop.U_T.T).reshape(xs.shape)
     return d_loop, d_carry0, d_xs, None
 
 

@@ -48,6 +48,7 @@ import numpy as np
 from rnnjax import cells, checks
 from rnnjax.cells.base import check_params, params_dtype, readout
 from rnnjax.checks import check_finite_tree, check_key, check_positive_int, check_probability, describe
+from rnnjax.precision import matmul
 from rnnjax.scan import IMPLS, check_carry, check_input_size, check_inputs, resolve_impl, unroll_unchecked
 from rnnjax.types import Array, Carry, Lengths, Params, PRNGKey, Xs, Ys
 
@@ -437,7 +438,7 @@ def _looped_cell(cell: cells.Cell, features: int, drop_h: bool, rates: tuple[flo
         (inner, m_h), (xp, d) = loop, inputs
         if drop_h:  # as spec.parts states the step, with m_h * h_(t-1) in the matmul alone
             h = jax.tree.leaves(carry)[spec.output]
-            new = spec.parts.pointwise(carry, spec.parts.pre(inner.extra, xp, (m_h * h) @ inner.W_T))
+            new = spec.parts.pointwise(carry, spec.parts.pre(inner.extra, xp, matmul(m_h * h, inner.W_T)))
         else:
             new = spec.recur(inner, carry, xp)[0]
         old, tree = jax.tree.flatten(carry)

@@ -162,7 +162,8 @@ def make_train_step(
             that are not those of one function, e.g. truncated BPTT
             (:func:`rnnjax.bptt.truncated_value_and_grad`).
         mesh: data parallelism (:mod:`rnnjax.sharding`): inside the step the batch is pinned split over the
-            mesh's ``data`` axis and the new state replicated, so that under ``jax.jit`` each device computes
+            mesh's ``data`` axis and the new state replicated (or split over ``model``, where that axis has more
+            than one device: ``rj.sharding.state_shardings``), so that under ``jax.jit`` each device computes
             its rows and the gradients are summed across devices; the values are those of one device, up to
             the order of the sums.
 
@@ -186,7 +187,7 @@ def make_train_step(
             metrics |= param_group_norms(grads)
         new = TrainState(state.step + 1, params, opt_state)
         if mesh is not None:
-            new = sharding.constrain(new, sharding.replicated(mesh))
+            new = sharding.constrain_state(new, mesh)
         return new, metrics
 
     return train_step
@@ -368,8 +369,9 @@ def fit(
             checkpointed as the last step is (needs ``eval_fn``). A run resumed from that checkpoint trains on
             towards ``num_steps``.
         mesh: data parallelism (:mod:`rnnjax.sharding`): the state (also one restored by ``resume``) is
-            replicated over the mesh and every batch split over its ``data`` axis (a leading axis that does
-            not divide is an error), so the jitted step runs on every device; checkpoints are of the whole
+            replicated over the mesh (or split over its ``model`` axis: ``rj.sharding.state_shardings``) and every
+            batch split over its ``data`` axis (a leading axis that does not divide is an error), so the jitted
+            step runs on every device; checkpoints are of the whole
             state, and restore onto any number of devices. Pair it with ``make_train_step(..., mesh=mesh)``.
 
     Returns:
@@ -421,7 +423,7 @@ def fit(
         if model is not None:
             runs.save_definition(run_dir, model, state.params, probe)
         if mesh is not None:
-            state = sharding.replicate(state, mesh)
+            state = sharding.place_state(state, mesh)
         start = int(state.step)
         if num_steps < start:
             where = f"the step of the checkpoint in {ckpt.directory}" if resume else "state.step"

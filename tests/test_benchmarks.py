@@ -14,19 +14,46 @@ def test_rnn_speed_tiny_prints_a_table_with_ratios_for_each_cell(tmp_path, capsy
     rnn_speed = load_script("benchmarks", "rnn_speed")
     cfg = rj.experiment.parse_config(rnn_speed.Config, ["--tiny", "--root", str(tmp_path)])
 
-    table = rnn_speed.main(cfg)
+    printed = rnn_speed.main(cfg)
 
-    assert table in capsys.readouterr().out
+    assert printed in capsys.readouterr().out
     report = (tmp_path / "rnn_speed" / "report.md").read_text()
-    assert table in report and "wall_time_s" in report and "torch" in report
-    assert (tmp_path / "rnn_speed" / "metrics.jsonl").read_text().count("\n") == 4
-    header, _, *rows = [[c.strip() for c in line.strip("|").split("|")] for line in table.splitlines()]
-    rows = [dict(zip(header, row, strict=True)) for row in rows]
-    assert {(r["cell"], r["flax cell"]) for r in rows} == {
-        ("lstm", "OptimizedLSTMCell"), ("lstm", "LSTMCell"), ("gru", "GRUCell"), ("rnn", "SimpleCell"),
+    plain, mixed = rj.experiment.tables_in(printed)
+    assert plain in report and mixed in report and "wall_time_s" in report and "torch" in report
+    records = [json.loads(line) for line in (tmp_path / "rnn_speed" / "metrics.jsonl").read_text().splitlines()]
+    assert len(records) == 8 + 6 + 1  # float32 rows (the LSTM twice), mixed rows, the matmul rates
+    assert set(records[-1]["matmul_gflops"]) == {"jax float32", "jax mixed", "torch float32", "torch mixed"}
+    rows = _rows(plain)
+    assert {(r["cell"], r["flax cell"], r["pass"]) for r in rows} == {
+        (c, f, p) for c, f in [("lstm", "OptimizedLSTMCell"), ("lstm", "LSTMCell"), ("gru", "GRUCell"),
+                               ("rnn", "SimpleCell")] for p in ("train", "inference")
     }  # fmt: skip
     for row in rows:
         assert float(row["ours/flax"]) > 0 and float(row["ours/torch"]) > 0
+        assert float(row["ours % of matmul rate"]) >= 0
+        quartiles = [float(q) for q in row["ours/torch q1-q3"].split("-")]  # one repeat: one ratio
+        assert quartiles == sorted(quartiles) and quartiles[0] > 0
+    rows = _rows(mixed)
+    passes = ("train", "inference")
+    assert {(r["cell"], r["pass"]) for r in rows} == {(c, p) for c in ("lstm", "gru", "rnn") for p in passes}
+    for row in rows:
+        errors = ["ours dy", "torch dy"] + (["ours dgrad", "torch dgrad"] if row["pass"] == "train" else [])
+        assert all(0 < float(row[e]) < cfg.mixed_rtol for e in errors), row  # rounded, and near float32
+        assert float(row["ours / ours float32"]) > 0
+
+
+def _rows(table):
+    header, _, *rows = [[c.strip() for c in line.strip("|").split("|")] for line in table.splitlines()]
+    return [dict(zip(header, row, strict=True)) for row in rows]
+
+
+def test_rnn_speed_refuses_what_it_does_not_measure(load_script, tmp_path):
+    rnn_speed = load_script("benchmarks", "rnn_speed")
+    for argv, match in [(["--cells", "lstm", "indrnn"], "cells: expected some of"),
+                        (["--passes", "backward"], "passes: expected some of"),
+                        (["--precisions", "bfloat16"], "precisions: expected some of")]:  # fmt: skip
+        with pytest.raises(ValueError, match=match):
+            rnn_speed.main(rj.experiment.parse_config(rnn_speed.Config, [*argv, "--root", str(tmp_path)]))
 
 
 def test_jacobian_speed_tiny_prints_a_table_with_a_positive_ratio(tmp_path, capsys, load_script):
@@ -54,7 +81,8 @@ def test_jacobian_speed_tiny_prints_a_table_with_a_positive_ratio(tmp_path, caps
 
 def test_rnn_speed_tiny_times_the_reference_scan_on_request(tmp_path, load_script):
     rnn_speed = load_script("benchmarks", "rnn_speed")
-    argv = ["--tiny", "--no-torch", "--no-flax-lstm-cell", "--cells", "lstm", "--impl", "scan"]
+    argv = ["--tiny", "--no-torch", "--no-flax-lstm-cell", "--cells", "lstm", "--impl", "scan", "--precisions",
+            "float32"]  # fmt: skip
     cfg = rj.experiment.parse_config(rnn_speed.Config, [*argv, "--root", str(tmp_path)])
 
     table = rnn_speed.main(cfg)

@@ -74,6 +74,24 @@ else:
     raise AssertionError("a batch of 6 rows was split over 4 devices")
 mesh = rj.sharding.data_mesh(model=2)
 assert dict(mesh.shape) == {"data": 2, "model": 2}
+
+# data 2 x model 2: the gate dimension of U, W, b (and Adam's moments) split two ways, the same params after 6 steps;
+# its checkpoint restores whole on one device.
+split, _ = rj.train.fit(state, rj.train.make_train_step(loss_fn, tx, mesh=mesh), data, 6, mesh=mesh,
+                        run_dir=root / "model", checkpoint_every=6, **kw)
+halves = 0
+for x in jax.tree.leaves((split.params, split.opt_state)):
+    if x.ndim and x.shape[0] % 2 == 0:  # U (24, 2), W (24, 8), b (24,), b_hn (8,) and their Adam moments
+        assert x.sharding.spec == jax.sharding.PartitionSpec("model"), (x.shape, x.sharding)
+        assert x.addressable_shards[0].data.shape[0] == x.shape[0] // 2, (x.shape, x.sharding)
+        halves += 1
+    else:  # the head (1, 8) and (1,), the step counts
+        assert x.sharding.is_fully_replicated, (x.shape, x.sharding)
+assert halves == 3 * 4, halves  # params, mu, nu
+close(split.params, six.params)
+with rj.checkpoint.Checkpoints(root / "model" / "checkpoints") as ckpt:
+    restored, _ = ckpt.restore(state)
+close(restored.params, six.params)
 print("ok")
 """
 

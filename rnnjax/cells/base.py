@@ -37,6 +37,7 @@ import jax
 import jax.numpy as jnp
 
 from rnnjax.checks import check_finite_tree, check_key, check_like, check_positive_int, describe
+from rnnjax.precision import lower_matrices, matmul
 from rnnjax.types import Array, Carry, Params, PRNGKey
 
 __all__ = [
@@ -332,6 +333,7 @@ def make_cell(
     parts: Parts | None = None,
     linear: Linear | None = None,
     options: dict[str, Any] | None = None,
+    matmul_dtype: Any = None,
 ) -> Cell:
     """Assembles a :class:`Cell` from a cell module's definitions.
 
@@ -346,6 +348,8 @@ def make_cell(
         gates_of_pre: for a cell with ``parts``: the gates from the pre-activations that ``pointwise``
             reads; ``gates`` is derived from it, so gate traces read what the step computes.
         options: the factory's arguments.
+        matmul_dtype: None, or the narrower dtype of the cell's matmuls (:mod:`rnnjax.precision`): ``prepare``'s
+            matrices are rounded to it once per call; the params, the carry and the rest stay in their dtype.
     """
     check_positive_int(hidden_size, "hidden_size")
 
@@ -360,14 +364,14 @@ def make_cell(
 
     def checked_prepare(params: Params) -> Any:
         check_params(cell, params)
-        return prepare(params)
+        return lower_matrices(prepare(params), matmul_dtype)
 
     if recur is None:
         recur = _recur_of(parts, linear, output)
     if gates_of_pre is not None:
 
         def gates(loop: Prepared, carry: Carry, xp: Array) -> dict[str, Array]:
-            return gates_of_pre(parts.pre(loop.extra, xp, jax.tree.leaves(carry)[output] @ loop.W_T))
+            return gates_of_pre(parts.pre(loop.extra, xp, matmul(jax.tree.leaves(carry)[output], loop.W_T)))
 
     def initial_carry(params: Params, batch_shape: tuple[int, ...] = ()) -> Carry:
         check_params(cell, params)
@@ -401,7 +405,7 @@ def _recur_of(parts: Parts | None, linear: Linear | None, output: int | None) ->
 
         def recur(loop: Prepared, carry: Carry, xp: Array) -> tuple[Carry, Array]:
             leaves = jax.tree.leaves(carry)
-            new = parts.pointwise(carry, parts.pre(loop.extra, xp, leaves[output] @ loop.W_T))
+            new = parts.pointwise(carry, parts.pre(loop.extra, xp, matmul(leaves[output], loop.W_T)))
             return new, jax.tree.leaves(new)[output]
 
         return recur

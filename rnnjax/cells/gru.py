@@ -24,6 +24,7 @@ import jax.numpy as jnp
 from rnnjax import init as inits
 from rnnjax.cells.base import Cell, Parts, Prepared, gate_views, make_cell
 from rnnjax.cells.rnn import dense_project
+from rnnjax.precision import check_matmul_dtype, matmul
 from rnnjax.types import Array, PRNGKey
 
 __all__ = ["GATES", "GRUParams", "gru"]
@@ -57,6 +58,7 @@ def gru(
     gain: float = 1.0,
     chrono: float | None = None,
     dtype: Any = jnp.float32,
+    matmul_dtype: Any = None,
 ) -> Cell:
     """The GRU (module docstring).
 
@@ -67,6 +69,9 @@ def gru(
         chrono: if given, T_max; ``b_z`` is drawn as ``log(U(1, T_max - 1))`` (chrono initialisation,
             Tallec & Ollivier 2018), so memory times spread to T_max.
         dtype: dtype of the params.
+        matmul_dtype: None (the matmuls in ``dtype``), or ``jnp.bfloat16`` / ``jnp.float16``: mixed precision, the
+            matmuls with inputs rounded to it and float32 accumulation, the params and the rest in ``dtype``
+            (:mod:`rnnjax.precision`).
     """
     if not isinstance(reset_after, bool):
         raise ValueError(f"reset_after: expected True or False, got {reset_after!r}")
@@ -75,6 +80,7 @@ def gru(
     inits.check_gain(gain)
     inits.check_chrono(chrono)
     inits.check_dtype(dtype)
+    md = check_matmul_dtype(matmul_dtype, dtype)
     h = hidden_size
 
     def init(key: PRNGKey, input_size: int) -> GRUParams:
@@ -92,11 +98,11 @@ def gru(
         return jnp.zeros((*shape, h), dt)
 
     options = dict(reset_after=reset_after, input_init=input_init, recurrent_init=recurrent_init, gain=gain,
-                   chrono=chrono, dtype=dtype)  # fmt: skip
+                   chrono=chrono, dtype=dtype, matmul_dtype=md)  # fmt: skip
     if not reset_after:
         return make_cell(
             "gru", h, init, zeros, prepare=_prepare_cho, project=dense_project, recur=_recur_cho, gates=_gates_cho,
-            options=options,
+            options=options, matmul_dtype=md,
         )  # fmt: skip
 
     def combine(b_hn: Array, xp: Array, hp: Array) -> tuple[Array, Array]:
@@ -108,7 +114,7 @@ def gru(
 
     return make_cell(
         "gru", h, init, zeros, prepare=lambda p: Prepared(p.U.T, p.b, p.W.T, p.b_hn), project=dense_project,
-        parts=Parts(_update, combine), gates_of_pre=_gates, options=options,
+        parts=Parts(_update, combine), gates_of_pre=_gates, options=options, matmul_dtype=md,
     )  # fmt: skip
 
 
@@ -132,9 +138,9 @@ def _prepare_cho(params: GRUParams) -> Prepared:
 def _gates_cho(loop: Prepared, state: Array, xp: Array) -> dict[str, Array]:
     """reset_after=False: the reset multiplies ``h_{t-1}`` before the candidate's matmul."""
     x_r, x_z, x_n = jnp.split(xp, 3, axis=-1)
-    h_r, h_z = jnp.split(state @ loop.W_T, 2, axis=-1)
+    h_r, h_z = jnp.split(matmul(state, loop.W_T), 2, axis=-1)
     r, z = jax.nn.sigmoid(x_r + h_r), jax.nn.sigmoid(x_z + h_z)
-    return {"r": r, "z": z, "n": jnp.tanh(x_n + (r * state) @ loop.extra)}
+    return {"r": r, "z": z, "n": jnp.tanh(x_n + matmul(r * state, loop.extra))}
 
 
 def _recur_cho(loop: Prepared, state: Array, xp: Array) -> tuple[Array, Array]:

@@ -34,6 +34,7 @@ from rnnjax import init as inits
 from rnnjax.cells.base import Cell, Parts, Prepared, gate_views, make_cell
 from rnnjax.cells.rnn import dense_prepare, dense_project
 from rnnjax.checks import check_float, check_nonnegative_int
+from rnnjax.precision import check_matmul_dtype, matmul
 from rnnjax.types import Array, PRNGKey
 
 __all__ = ["GATES", "LSTMParams", "LSTMState", "ProjectedLSTMParams", "lstm"]
@@ -103,6 +104,7 @@ def lstm(
     chrono: float | None = None,
     proj_size: int = 0,
     dtype: Any = jnp.float32,
+    matmul_dtype: Any = None,
 ) -> Cell:
     """The LSTM (module docstring).
 
@@ -119,6 +121,9 @@ def lstm(
             ``N(0, gain^2 / p)``; torch: ``U(-1/sqrt(h), 1/sqrt(h))``; identity has no such block and is refused);
             ``W_hr: (p, h)`` by ``input_init`` (torch: ``U(-1/sqrt(h), 1/sqrt(h))``, as PyTorch draws it).
         dtype: dtype of the params.
+        matmul_dtype: None (the matmuls in ``dtype``), or ``jnp.bfloat16`` / ``jnp.float16``: mixed precision, the
+            matmuls with inputs rounded to it and float32 accumulation, the params and the rest in ``dtype``
+            (:mod:`rnnjax.precision`).
     """
     inits.check_input_init(input_init)
     inits.check_recurrent_init(recurrent_init)
@@ -126,6 +131,7 @@ def lstm(
     check_float(forget_bias, "forget_bias")
     inits.check_chrono(chrono)
     inits.check_dtype(dtype)
+    md = check_matmul_dtype(matmul_dtype, dtype)
     h = hidden_size
     p = _check_proj_size(proj_size, h, recurrent_init)
 
@@ -152,13 +158,15 @@ def lstm(
             "lstm", p, init, zeros, prepare=lambda q: Prepared(q.U.T, q.b, q.W.T, q.W_hr.T),
             project=dense_project, recur=_recur_projected, gates=_gates_projected,
             options=dict(forget_bias=forget_bias, input_init=input_init, recurrent_init=recurrent_init, gain=gain,
-                         chrono=chrono, proj_size=p, dtype=dtype),
+                         chrono=chrono, proj_size=p, dtype=dtype, matmul_dtype=md),
+            matmul_dtype=md,
         )  # fmt: skip
     return make_cell(
         "lstm", h, init, zeros, prepare=dense_prepare, project=dense_project, parts=Parts(update),
         gates_of_pre=gates,
         options=dict(forget_bias=forget_bias, input_init=input_init, recurrent_init=recurrent_init, gain=gain,
-                     chrono=chrono, proj_size=0, dtype=dtype),
+                     chrono=chrono, proj_size=0, dtype=dtype, matmul_dtype=md),
+        matmul_dtype=md,
     )  # fmt: skip
 
 
@@ -199,11 +207,11 @@ def _projection(key: PRNGKey, init: str | inits.Initializer, h: int, p: int, dty
 
 
 def _gates_projected(loop: Prepared, state: LSTMState, xp: Array) -> dict[str, Array]:
-    return gates(xp + state.h @ loop.W_T)
+    return gates(xp + matmul(state.h, loop.W_T))
 
 
 def _recur_projected(loop: Prepared, state: LSTMState, xp: Array) -> tuple[LSTMState, Array]:
     g = _gates_projected(loop, state, xp)
     c = g["f"] * state.c + g["i"] * g["C_tilde"]  # C_t = f_t * C_{t-1} + i_t * C~_t
-    h = (g["o"] * jnp.tanh(c)) @ loop.extra  # h_t = W_hr (o_t * tanh(C_t)); extra = W_hr^T
+    h = matmul(g["o"] * jnp.tanh(c), loop.extra)  # h_t = W_hr (o_t * tanh(C_t)); extra = W_hr^T
     return LSTMState(h, c), h

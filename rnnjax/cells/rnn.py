@@ -18,6 +18,7 @@ import jax.numpy as jnp
 from rnnjax import init as inits
 from rnnjax.cells.base import Cell, Parts, Prepared, make_cell
 from rnnjax.checks import check_float
+from rnnjax.precision import check_matmul_dtype, matmul
 from rnnjax.types import Array, PRNGKey
 
 __all__ = ["RNNParams", "irnn", "rnn"]
@@ -38,7 +39,7 @@ def dense_prepare(params: Any) -> Prepared:
 
 def dense_project(loop: Prepared, xs: Array) -> Array:
     """The input side of every gate, ``U x_t + b``, for any leading dims."""
-    return xs @ loop.U_T + loop.b
+    return matmul(xs, loop.U_T) + loop.b
 
 
 _ACTIVATIONS = {"tanh": jnp.tanh, "relu": jax.nn.relu, "linear": lambda z: z}
@@ -56,6 +57,7 @@ def rnn(
     gain: float = 1.0,
     bias: float = 0.0,
     dtype: Any = jnp.float32,
+    matmul_dtype: Any = None,
 ) -> Cell:
     """The vanilla (Elman) RNN, ``a_t = f(U x_t + W a_{t-1} + b)``.
 
@@ -71,6 +73,9 @@ def rnn(
             for ``"gaussian"``).
         bias: the constant that ``b`` starts at.
         dtype: dtype of the params.
+        matmul_dtype: None (the matmuls in ``dtype``), or ``jnp.bfloat16`` / ``jnp.float16``: mixed precision, the
+            matmuls with inputs rounded to it and float32 accumulation, the params and the rest in ``dtype``
+            (:mod:`rnnjax.precision`).
 
     Example:
         >>> cell = rnn(32)
@@ -84,6 +89,7 @@ def rnn(
     inits.check_gain(gain)
     check_float(bias, "bias")
     inits.check_dtype(dtype)
+    md = check_matmul_dtype(matmul_dtype, dtype)
     f = _ACTIVATIONS[activation]
 
     def init(key: PRNGKey, input_size: int) -> RNNParams:
@@ -101,14 +107,16 @@ def rnn(
         "rnn", hidden_size, init, lambda shape, dt: jnp.zeros((*shape, hidden_size), dt),
         prepare=dense_prepare, project=dense_project, parts=Parts(pointwise, slope=_SLOPES[activation]),
         options=dict(activation=activation, input_init=input_init, recurrent_init=recurrent_init, gain=gain,
-                     bias=bias, dtype=dtype),
+                     bias=bias, dtype=dtype, matmul_dtype=md),
+        matmul_dtype=md,
     )  # fmt: skip
 
 
-def irnn(hidden_size: int, *, gain: float = 1.0, dtype: Any = jnp.float32) -> Cell:
+def irnn(hidden_size: int, *, gain: float = 1.0, dtype: Any = jnp.float32, matmul_dtype: Any = None) -> Cell:
     """The IRNN of Le, Jaitly & Hinton 2015: a ReLU RNN with ``W = gain * I``, ``b = 0``
     and input weights drawn from N(0, 0.001^2)."""
-    return rnn(hidden_size, "relu", input_init=_IRNN_INPUT, recurrent_init="identity", gain=gain, dtype=dtype)
+    return rnn(hidden_size, "relu", input_init=_IRNN_INPUT, recurrent_init="identity", gain=gain, dtype=dtype,
+               matmul_dtype=matmul_dtype)  # fmt: skip
 
 
 _IRNN_INPUT = jax.nn.initializers.normal(1e-3)
