@@ -137,21 +137,29 @@ def shard_batch(batch: Any, mesh: Mesh) -> Any:
     """Every array of ``batch`` (a pytree) with its leading axis split over the mesh's ``data`` axis;
     scalars (0-d) are replicated, ``None`` stays ``None``.
 
+    Under multi-host JAX (:func:`initialize`, ``jax.process_count() > 1``) each process passes its own rows, the
+    part of the global batch that its devices hold (``jax.make_array_from_process_local_data``): the global batch
+    is their concatenation in process order, and ``data(step)`` of each process gives its share.
+
     Raises:
-        ValueError: an array whose leading axis does not divide evenly over ``data``, named by its path.
+        ValueError: an array whose (global) leading axis does not divide evenly over ``data``, named by its path.
     """
     size = check_mesh(mesh).shape[DATA]
+    processes = jax.process_count()
 
     def place(path, x):
         if not _is_array(x):
             return x
         if np.ndim(x) == 0:
             return jax.device_put(x, replicated(mesh))
-        if np.shape(x)[0] % size:
+        if (np.shape(x)[0] * processes) % size:
+            rows = "" if processes == 1 else f" ({processes} processes, each with its own rows)"
             raise ValueError(
                 f"batch{jax.tree_util.keystr(path)}: expected a leading (batch) axis divisible by the {size} "
-                f"devices of the mesh's {DATA!r} axis, got shape {tuple(np.shape(x))}"
+                f"devices of the mesh's {DATA!r} axis{rows}, got shape {tuple(np.shape(x))}"
             )
+        if processes > 1:
+            return jax.make_array_from_process_local_data(batch_sharding(mesh), np.asarray(x))
         return jax.device_put(x, batch_sharding(mesh))
 
     return jax.tree_util.tree_map_with_path(place, batch)

@@ -4,6 +4,7 @@ with four host devices (XLA_FLAGS=--xla_force_host_platform_device_count=4, whic
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 
@@ -100,6 +101,82 @@ def test_four_devices_train_as_one_and_their_checkpoint_restores_on_one_and_two(
     env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=4", "JAX_PLATFORMS": "cpu"}
     out = subprocess.run([sys.executable, "-c", FOUR_DEVICES], capture_output=True, text=True, env=env, timeout=300)
     assert out.returncode == 0 and out.stdout.strip().endswith("ok"), out.stderr[-3000:]
+
+
+PROCESS = r"""
+import sys
+
+import rnnjax as rj
+
+assert rj.sharding.initialize() == (sys.argv[1] == "many")  # before anything touches JAX
+import jax
+import numpy as np
+
+from rnnjax.data import adding_problem
+
+model = rj.models.ManyToOne(rj.RNN(cell="gru", hidden_size=8), output_size=1)
+tx = rj.train.optimizer("adam", 1e-2, clip_norm=1.0)
+state = rj.train.TrainState.create(model.init(jax.random.key(0), 2), tx)
+i, n = jax.process_index(), jax.process_count()
+
+
+def data(step):  # each process its own rows of the global batch of 8
+    xs, ys = adding_problem(np.random.default_rng([0, step]), 8, 12)
+    return xs[i * 8 // n : (i + 1) * 8 // n], ys[i * 8 // n : (i + 1) * 8 // n]
+
+
+def loss_fn(params, batch, key):
+    return rj.losses.mse(model.apply(params, batch[0]), batch[1]), {}
+
+
+mesh = rj.sharding.data_mesh()
+_, log = rj.train.fit(state, rj.train.make_train_step(loss_fn, tx, mesh=mesh), data, 4, key=jax.random.key(1),
+                      progress=False, mesh=mesh)
+print(n, len(jax.devices()), [r["loss"] for r in log])
+"""
+
+
+def test_two_processes_on_jax_distributed_train_as_one():
+    """rj.sharding.initialize from JAX_COORDINATOR_ADDRESS/JAX_NUM_PROCESSES/JAX_PROCESS_ID: two processes of one
+    device each, a mesh over both, each feeding its half of the batch, log the losses of one process."""
+    with socket.socket() as s:
+        s.bind(("localhost", 0))
+        port = s.getsockname()[1]
+    base = {k: v for k, v in os.environ.items() if not k.startswith("JAX_") and k != "XLA_FLAGS"}
+    one = subprocess.run([sys.executable, "-c", PROCESS, "one"], capture_output=True, text=True, env=base, timeout=300)
+    assert one.returncode == 0, one.stderr[-3000:]
+    env = {**base, "JAX_COORDINATOR_ADDRESS": f"localhost:{port}", "JAX_NUM_PROCESSES": "2", "JAX_PLATFORMS": "cpu"}
+    procs = [subprocess.Popen([sys.executable, "-c", PROCESS, "many"], env={**env, "JAX_PROCESS_ID": str(i)},
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in range(2)]  # fmt: skip
+    outs = [p.communicate(timeout=300) for p in procs]
+    for p, (out, err) in zip(procs, outs, strict=True):
+        assert p.returncode == 0, err[-3000:]
+    single = one.stdout.strip().splitlines()[-1]
+    assert single.startswith("1 1 [")
+    for out, _ in outs:
+        many = out.strip().splitlines()[-1]
+        assert many.startswith("2 2 [")
+        np.testing.assert_allclose(eval(many[4:]), eval(single[4:]), rtol=2e-5)  # noqa: S307
+
+
+@pytest.mark.parametrize(
+    "env, match",
+    [
+        ({"JAX_COORDINATOR_ADDRESS": "localhost:1"}, "expected JAX_NUM_PROCESSES=n and JAX_PROCESS_ID=i"),
+        ({"JAX_COORDINATOR_ADDRESS": "localhost:1", "JAX_NUM_PROCESSES": "2", "JAX_PROCESS_ID": "2"}, "0 <= i < n"),
+    ],
+)
+def test_initialize_names_what_the_environment_lacks(env, match, monkeypatch):
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    with pytest.raises(ValueError, match=match):
+        rj.sharding.initialize()
+
+
+def test_initialize_does_nothing_on_one_host(monkeypatch):
+    for k in ("JAX_COORDINATOR_ADDRESS", "RNNJAX_DISTRIBUTED"):
+        monkeypatch.delenv(k, raising=False)
+    assert rj.sharding.initialize() is False
 
 
 def test_a_mesh_of_one_device_changes_nothing():
