@@ -95,7 +95,7 @@ class Config:
     """Timed calls per side after a warm-up call, interleaved across sides; the median is reported."""
     min_repeats: int = 5
     """Fewest timed calls per side, when ``budget_s`` would allow fewer than ``repeats``."""
-    budget_s: float = 20.0
+    budget_s: float = 8.0
     """Seconds of timed calls per shape, cell, pass and precision (all sides); slow ones get fewer repeats, not
     below ``min_repeats``."""
     flax_lstm_cell: bool = True

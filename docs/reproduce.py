@@ -343,29 +343,44 @@ def render_adding_problem(report: str, links: Links) -> str:
 
 def render_rnn_speed(report: str, links: Links) -> str:
     env, _ = rj.experiment.report_facts(report)
-    table = rj.experiment.tables_in(report)[0]
+    plain, mixed = rj.experiment.tables_in(report)[:2]
     rounds = re.search(r"Median of ([\d/]+) repeats", report).group(1)
-    header, _, *rows = [[v.strip() for v in line.strip("|").split("|")] for line in table.splitlines()]
-    rows = [dict(zip(header, row, strict=True)) for row in rows]
+    rates = re.search(r"Matmul rate of this machine in this run \(GFLOP/s[^)]*\): ([^.]*)\.", report).group(1)
+    rows, mixed_rows = _table_rows(plain), _table_rows(mixed)
 
-    def spread(column: str) -> str:
-        got = [r for r in rows if r[column] != "n/a"]
+    def spread(column: str, rows: list[dict[str, str]], pass_: str) -> str:
+        got = [r for r in rows if r[column] != "n/a" and r["pass"] == pass_]
         if not got:
-            return f"{column}: n/a"
+            return f"{column} ({pass_}): n/a"
         lo, hi = (f(got, key=lambda r: float(r[column])) for f in (min, max))
 
         def at(r: dict[str, str]) -> str:
             against = f" against {r['flax cell']}" if column == "ours/flax" else ""
             return f"{r['cell']}{against}, batch {r['batch']}, hidden {r['hidden']}"
 
-        return f"{column} from {lo[column]} ({at(lo)}) to {hi[column]} ({at(hi)})"
+        return f"{column} in {pass_} from {lo[column]} ({at(lo)}) to {hi[column]} ({at(hi)})"
 
+    lines = [spread(c, rows, p) for p in ("train", "inference") for c in ("ours/flax", "ours/torch")]
+    mixed_lines = [spread("ours/torch", mixed_rows, p) for p in ("train", "inference")]
     return "\n".join([
-        f"Sequences x steps per second (ratios above 1: rnnjax is faster), the median of {rounds} rounds. The run, "
+        f"Sequences x steps per second (ratios above 1: rnnjax is faster), the median of {rounds} rounds, with the "
+        "quartiles of the per-round ratios beside it. The run, "
         f"{_ran(env, links, 'benchmarks/rnn_speed.py')}, with each side's fastest and slowest call. These are "
-        "measurements on a shared machine, and they move between runs: compare the sides within one run.", "",
-        table, "", f"In this run {spread('ours/flax')}, and {spread('ours/torch')}.",
+        "measurements on a shared machine, and they move between runs: compare the sides within one run. The matmul "
+        f"rate measured in the same run (GFLOP/s): {rates}; `% of matmul rate` is against the faster library's.",
+        "", "float32:", "", plain, "", f"In this run {_join(lines)}.", "",
+        "Mixed precision, float32 params and element-wise work with bfloat16 matmuls accumulating in float32: ours "
+        "`matmul_dtype=jnp.bfloat16`, PyTorch `torch.autocast('cpu', dtype=torch.bfloat16)` (Flax has no such "
+        "mode). `dy`, `dgrad`: the largest difference from our float32 outputs and gradients, relative to the "
+        "largest entry; `/ float32`: the speed-up over the same side's float32 row.",
+        "", mixed, "", f"In this run {_join(mixed_lines)}.",
     ])  # fmt: skip
+
+
+def _table_rows(table: str) -> list[dict[str, str]]:
+    """A markdown table's rows as ``{header: cell}``, in order."""
+    header, _, *rows = [[v.strip() for v in line.strip("|").split("|")] for line in table.splitlines()]
+    return [dict(zip(header, row, strict=True)) for row in rows]
 
 
 def render_jacobian_speed(report: str, links: Links) -> str:
