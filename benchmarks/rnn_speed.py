@@ -21,12 +21,13 @@ Flax has no such mode (its ``dtype=bfloat16`` runs the gates in bfloat16 too, an
 rows have no Flax column. Each mixed side's distance from the float32 computation is measured and printed beside
 its speed.
 
-Before timing, the outputs and the gradients of every side are checked against ours (mixed: against our float32
-computation, within ``mixed_rtol``), so the tables can only compare equal computations. Compilation is excluded
-(the checks and a warm-up round run first); the sides then take turns, one call each per round in an order that
-turns every round, so that load from other processes falls on all of them alike; each time is the median over
-the rounds, and the spread of the per-round ratios (their quartiles) is printed beside it. Throughput is sequences
-x steps per second; a ratio above 1 means we are faster.
+Before timing, the outputs and the gradients of every side are checked against ours (mixed: ours against our
+float32 computation, within ``mixed_rtol``; PyTorch's distance from it is printed, not checked), so the tables
+can only compare equal computations. Compilation is excluded (the checks and a warm-up round run first); the
+sides then take turns, one call each per round in an order that turns every round, so that load from other
+processes falls on all of them alike; each time is the median over the rounds, and the spread of the per-round
+ratios (their quartiles) is printed beside it. Throughput is sequences x steps per second; a ratio above 1 means
+we are faster.
 
 The matmul rate of this machine is measured in the same run (the fastest square ``jnp.dot`` and ``torch.mm`` of
 sides up to ``rate_size``, in float32 and in bfloat16 with float32 accumulation), and each row prints the fraction
@@ -109,8 +110,8 @@ class Config:
     grad_rtol: float = 1e-3
     """Largest difference allowed between the gradients of two float32 sides, relative to the largest entry."""
     mixed_rtol: float = 0.05
-    """Largest difference allowed between a mixed-precision side and our float32 computation (outputs and each
-    gradient), relative to the largest entry."""
+    """Largest difference allowed between our mixed-precision computation and our float32 one (outputs and each
+    gradient), relative to the largest entry (PyTorch's is printed, not checked)."""
     rate_size: int = 2048
     """``n`` of the ``n x n x n`` matmuls that measure this machine's matmul rate."""
     hoist: bool | None = None
@@ -288,7 +289,8 @@ def ours_call(case: Case, ref: Reference, cfg: Config) -> tuple[Callable[[], Any
         loss_fn = lambda p, xs: rj.unroll(cell, p, xs, hoist=cfg.hoist, impl=cfg.impl)[1].mean()  # noqa: E731
         step = jax.jit(jax.value_and_grad(loss_fn))
         loss, grads = step(params, xs)
-        errors["ours loss"] = relative_error(loss, ref.loss)
+        if case.precision == "float32":  # (the mean of all outputs is near 0: its relative error says little)
+            assert_close(f"{case.cell}: ours loss", loss, ref.loss, cfg.atol)
         errors["ours dgrad"] = relative_error(grads, ref.grads)
         call = lambda: jax.block_until_ready(step(params, xs))  # noqa: E731
     if case.precision == "mixed":
@@ -296,7 +298,6 @@ def ours_call(case: Case, ref: Reference, cfg: Config) -> tuple[Callable[[], Any
         return call, errors
     assert_close(f"{case.cell}: ours outputs", errors["ours dy"], 0.0, cfg.grad_rtol)
     if case.pass_ == "train":
-        assert_close(f"{case.cell}: ours loss", errors["ours loss"], 0.0, cfg.grad_rtol)
         assert_close(f"{case.cell}: ours impl={cfg.impl!r} gradients", errors["ours dgrad"], 0.0, cfg.grad_rtol)
     return call, {}
 
@@ -360,8 +361,7 @@ def torch_call(case: Case, ref: Reference, cfg: Config) -> tuple[Callable[[], An
         if not mixed:
             assert_grads_close(label, got, want, cfg.grad_rtol)
         call = step
-    if mixed:
-        check_mixed(label, errors, cfg)
+    if mixed:  # PyTorch's distance from float32 is reported, not checked: it is what autocast gives
         return call, errors
     assert_close(f"{label} outputs", ys, ref.ys, cfg.atol)
     return call, {}
@@ -610,7 +610,8 @@ def main(cfg: Config) -> str:
             "Ours: `matmul_dtype=jnp.bfloat16` (rnnjax.precision). PyTorch: `torch.autocast('cpu', "
             "dtype=torch.bfloat16)` around the forward pass. `dy` (the outputs) and `dgrad` "
             "(the worst gradient) are each side's largest difference from our float32 computation, relative to its "
-            f"largest entry (allowed: {cfg.mixed_rtol:g}). `/ float32` is each side's speed-up over its own float32 "
+            f"largest entry (ours must stay below {cfg.mixed_rtol:g}; PyTorch's is reported as autocast gives it). "
+            "`/ float32` is each side's speed-up over its own float32 "
             "row of this run.", "", tables[-1],
         ]  # fmt: skip
     sections += ["", "## Time per call", "", format_timings(rows)]

@@ -38,7 +38,8 @@ def test_rnn_speed_tiny_prints_a_table_with_ratios_for_each_cell(tmp_path, capsy
     assert {(r["cell"], r["pass"]) for r in rows} == {(c, p) for c in ("lstm", "gru", "rnn") for p in passes}
     for row in rows:
         errors = ["ours dy", "torch dy"] + (["ours dgrad", "torch dgrad"] if row["pass"] == "train" else [])
-        assert all(0 < float(row[e]) < cfg.mixed_rtol for e in errors), row  # rounded, and near float32
+        assert all(float(row[e]) > 0 for e in errors), row  # rounded
+        assert all(float(row[e]) < cfg.mixed_rtol for e in errors if e.startswith("ours")), row  # near float32
         assert float(row["ours / ours float32"]) > 0
 
 
