@@ -6,6 +6,7 @@ import importlib.util
 import itertools
 import os
 import sys
+import tempfile
 from pathlib import Path
 
 import jax
@@ -16,6 +17,25 @@ MAX_MAPS = 30_000
 """XLA:CPU maps memory for every compiled program (about 90 mappings for the grad of one small unroll) and JAX
 keeps every program it compiled; a test worker that compiles thousands reaches the kernel's limit of 65,530
 mappings (vm.max_map_count) and crashes with a segfault inside XLA (seen in CI at ~1,600 tests)."""
+
+
+COMPILE_CACHE = os.environ.get("RNNJAX_TEST_CACHE") or os.path.join(tempfile.gettempdir(), "rnnjax-test-compile-cache")
+"""JAX's persistent compilation cache for the tests (``RNNJAX_TEST_CACHE=off``: none). The tests compile the same
+programs again and again (each test builds its own closures; both xdist workers and the child processes compile
+the same ones), and compiling is most of their time: read back from here, tests/test_dtypes.py,
+tests/test_fused.py and tests/test_padding.py took 94 s instead of 206 s on 2 cores. An entry is keyed by the
+program's HLO, the jax and jaxlib versions and the flags, so it never serves another program; the least recently
+used go beyond 2 GiB."""
+if COMPILE_CACHE != "off":
+    settings = {
+        "jax_compilation_cache_dir": COMPILE_CACHE,
+        "jax_persistent_cache_min_compile_time_secs": 0.0,
+        "jax_persistent_cache_min_entry_size_bytes": 0,
+        "jax_compilation_cache_max_size": 2 * 2**30,
+    }
+    for name, value in settings.items():
+        jax.config.update(name, value)
+        os.environ[name.upper()] = str(value)  # the child processes (notebooks, experiments, sharding) read these
 
 
 @pytest.fixture(autouse=True)
