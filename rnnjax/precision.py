@@ -14,10 +14,11 @@ optimiser updates float32 weights. The backward pass of :mod:`rnnjax.fused` mult
 error sent back through ``W`` and the weight gradients ``dW = dPre^T H``, each with bfloat16 inputs and float32
 accumulation, the weight gradient rounded to bfloat16 before the rounding's transpose casts it back.
 
-Why: on CPUs with AMX tiles (this project's test machine) and on GPUs and TPUs, a bfloat16 matmul that
-accumulates in float32 runs several times the float32 rate; XLA:CPU reaches AMX only for that form (bfloat16
-inputs, float32 result), not for a bfloat16 result. ``benchmarks/rnn_speed.py --precision mixed`` measures it
-against PyTorch's autocast on the same shapes, with the outputs' distance from float32 beside the speed.
+Why: on GPUs, TPUs and CPUs with AMX tiles a bfloat16 matmul that accumulates in float32 runs several times the
+float32 rate, and XLA:CPU reaches its bfloat16 kernels only in that form (bfloat16 inputs, float32 result), not
+for a bfloat16 result. On a CPU without AMX (the AMD EPYC of this project's measurements, with AVX-512 BF16) it
+pays only where the matmuls are large: ``python benchmarks/rnn_speed.py --precisions mixed`` measures it against
+PyTorch's autocast on the same shapes, with each side's distance from float32 beside its speed.
 """
 
 from __future__ import annotations
