@@ -1,10 +1,12 @@
-"""Time of all ``da_T/da_k``: accumulated step Jacobians against ``jax.jacrev`` per k, and the matmul floor.
+"""Time of all ``da_T/da_k`` and of the Lyapunov spectrum, against their matmul and QR floors.
 
 For one random sequence (batch 1) of T steps through a cell of H units (state size n: H for the RNN and
-the GRU, 2H for the LSTM), every product ``da_T/da_k = J_T ... J_{k+1}``, k = 0..T, is computed two ways:
+the GRU, 2H for the LSTM), every product ``da_T/da_k = J_T ... J_{k+1}``, k = 0..T, is computed three ways:
 
-- accumulated: ``jit`` of :func:`rnnjax.analysis.step_jacobians` then
-  :func:`rnnjax.analysis.jacobian_products`, T Jacobians of one step and T chained n x n matmuls;
+- pulled back: :func:`rnnjax.analysis.trajectory_products`, the n rows of ``da_T/da_{k+1}`` pulled back
+  through step k+1 by its vector-Jacobian product: for the tanh RNN one n x n by n x n matmul a step;
+- from step Jacobians: :func:`rnnjax.analysis.step_jacobians` then :func:`rnnjax.analysis.jacobian_products`,
+  T Jacobians of one step (``jax.jacrev``: a matmul against the identity each) and T chained matmuls;
 - direct: ``jax.jacrev`` of the map ``a_k -> a_T`` through the unrolled steps, anew for every k, as
   :func:`rnnjax.analysis.direct_products` does; it costs about T times more.
 
@@ -15,13 +17,20 @@ itself batches all T + 1 values of k in one vmap, whose cotangents, ``(T + 1) x 
 caches: on 2 CPU cores at the defaults it took 286 s where 32 k extrapolate to 216 s, so the extrapolation
 is a lower bound. ``--direct-k None`` times ``direct_products`` itself on every k.
 
-The floor is the time of the T chained products alone, ``T * 2 * n^3`` flops, at this machine's rate for a
-chain of n x n float32 matmuls in a ``lax.scan`` (the shape of the accumulation); the rate of one large
-matmul is reported beside it. Before timing, both paths (and the benchmark's own direct helper) are
-checked against ``direct_products`` on a short sequence, so the table compares equal computations.
-Compilation is excluded (ahead-of-time ``lower().compile()``); each time is the median over repeats after
-a warm-up round of one call each, the sides taking turns so that load from other processes falls on all
-alike.
+The products' floor is the time of the T chained products alone, ``T * 2 * n^3`` flops, at this machine's
+rate for a chain of n x n float32 matmuls in a ``lax.scan`` (the shape of the accumulation); the rate of one
+large matmul is reported beside it.
+
+The whole Lyapunov spectrum (n exponents, the QR method) of the same network along the same sequence is
+computed two ways: :func:`rnnjax.analysis.lyapunov_spectrum` (the frame carried through n Jacobian-vector
+products of each step) and ``lyapunov_from_jacobians(step_jacobians(...))``. Its floor is T chained QRs of
+n x n matrices alone in a ``lax.scan`` (``Q <- qr(Q + B)``, the addition n^2), the part of the method that
+no reformulation removes.
+
+Before timing, every path (and the benchmark's own direct helper) is checked against ``direct_products`` or
+``lyapunov_from_jacobians`` on a short sequence, so the table compares equal computations. Compilation is
+excluded (ahead-of-time ``lower().compile()``); each time is the median over repeats after a warm-up round of
+one call each, the calls taking turns so that load from other processes falls on all alike.
 
 Run::
 
@@ -66,12 +75,18 @@ class Config:
     """Values of k, evenly spaced over 0..T, on which the direct path is timed and then extrapolated to all
     T + 1; None times direct_products on every k, in one call after the rounds (about T times the accumulated
     path: minutes)."""
+    warmup: int = 100
+    """Steps of the Lyapunov spectrum carried but not averaged (below T)."""
     check_length: int = 16
-    """T of the check, before timing, that the accumulated and direct products agree."""
+    """T of the check, before timing, that every path agrees with the reference (a quarter of it warm-up)."""
     rtol: float = 1e-4
-    """Largest error of the check allowed: max |difference| / max |entry of direct_products|."""
-    matmul_chain: int = 100
-    """Chained n x n matmuls in the scan that measures the matmul rate of the floor."""
+    """Largest error of the check allowed: max |difference| / max |entry of the reference| (direct_products for
+    the products, lyapunov_from_jacobians for the exponents)."""
+    matmul_chain: int | None = None
+    """Chained n x n matmuls in the scan that measures the matmul rate of the floor (None: T, as many as the
+    products chain, so that the floor runs as long as what it bounds and meets the same load)."""
+    qr_chain: int | None = None
+    """Chained n x n QRs in the scan that measures the QR floor, scaled to T (None: T)."""
     peak_size: int = 2048
     """Size of the one large square matmul whose rate is reported beside the chain's."""
     tiny: bool = False
@@ -84,8 +99,7 @@ class Config:
     """Where run folders go (None: $RNNJAX_RUNS, else runs/ under the current directory)."""
 
 
-TINY = dict(length=8, hidden_size=4, input_size=3, repeats=1, check_length=8, matmul_chain=10,
-            peak_size=64)  # fmt: skip
+TINY = dict(length=8, hidden_size=4, input_size=3, repeats=1, warmup=2, check_length=8, peak_size=64)
 
 
 class Timing(NamedTuple):
@@ -133,9 +147,24 @@ def time_interleaved(
     return timings, first
 
 
+def pulled_products(cell: rj.Cell, params: Any, xs: jax.Array) -> jax.Array:
+    """``da_T/da_k`` for k = 0..T by pulling rows back through each step: ``(batch, T + 1, n, n)``."""
+    return analysis.trajectory_products(cell, params, xs)
+
+
 def accumulated_products(cell: rj.Cell, params: Any, xs: jax.Array) -> jax.Array:
     """``da_T/da_k`` for k = 0..T by accumulating step Jacobians: ``(batch, T + 1, n, n)``."""
     return analysis.jacobian_products(analysis.step_jacobians(cell, params, xs))
+
+
+def spectrum(cell: rj.Cell, params: Any, xs: jax.Array, warmup: int) -> jax.Array:
+    """All n Lyapunov exponents ``(batch, n)`` by :func:`rnnjax.analysis.lyapunov_spectrum` (JVPs of the step)."""
+    return analysis.lyapunov_spectrum(cell, params, xs, warmup=warmup)
+
+
+def spectrum_from_jacobians(cell: rj.Cell, params: Any, xs: jax.Array, warmup: int) -> jax.Array:
+    """All n Lyapunov exponents ``(batch, n)`` by the QR method on the materialised step Jacobians."""
+    return analysis.lyapunov_from_jacobians(analysis.step_jacobians(cell, params, xs), warmup=warmup)
 
 
 def direct_at(cell: rj.Cell, params: Any, xs: jax.Array, ks: jax.Array) -> jax.Array:
@@ -204,16 +233,22 @@ def per_k_error(got: np.ndarray, want: np.ndarray, floor: float = 1e-30) -> tupl
 
 
 def check_agreement(cell: rj.Cell, params: Any, xs: jax.Array, direct_k: int | None, rtol: float) -> dict[str, float]:
-    """Both timed paths against ``direct_products`` on ``xs`` (a short sequence); raises if they differ."""
+    """Every timed path against its reference on ``xs`` (a short sequence); raises if one differs."""
     T = xs.shape[1]
-    reference = np.asarray(jax.jit(lambda p, x: analysis.direct_products(cell, p, x, T))(params, xs))[0]
-    accumulated = np.asarray(jax.jit(lambda p, x: accumulated_products(cell, p, x))(params, xs))[0]
+    warmup = T // 4
+    run = lambda fn, *args: np.asarray(jax.jit(fn)(params, xs, *args))  # noqa: E731
+    reference = run(lambda p, x: analysis.direct_products(cell, p, x, T))[0]
     ks = evenly_spaced_k(T, min(direct_k or T + 1, T + 1))
-    helper = np.asarray(jax.jit(lambda p, x, k: direct_at(cell, p, x, k))(params, xs, jnp.asarray(ks)))
-    errors = {"accumulated": relative_error(accumulated, reference), "direct_at": relative_error(helper, reference[ks])}
+    exponents = run(lambda p, x: spectrum_from_jacobians(cell, p, x, warmup))
+    errors = {
+        "pulled": relative_error(run(lambda p, x: pulled_products(cell, p, x))[0], reference),
+        "accumulated": relative_error(run(lambda p, x: accumulated_products(cell, p, x))[0], reference),
+        "direct_at": relative_error(run(lambda p, x, k: direct_at(cell, p, x, k), jnp.asarray(ks)), reference[ks]),
+        "lyapunov": relative_error(run(lambda p, x: spectrum(cell, p, x, warmup)), exponents),
+    }
     for side, error in errors.items():
         if not error < rtol:
-            raise AssertionError(f"{cell.name}, T = {T}: {side} against direct_products: error {error:.3g} >= {rtol:g}")
+            raise AssertionError(f"{cell.name}, T = {T}: {side} against its reference: error {error:.3g} >= {rtol:g}")
     return errors
 
 
@@ -230,6 +265,18 @@ def matmul_chain(n: int, chain: int, key: jax.Array) -> Compiled:
     return compile_call(run, (B, B))
 
 
+def qr_chain(n: int, chain: int, key: jax.Array) -> Compiled:
+    """``chain`` dependent QRs of n x n float32 matrices in a ``lax.scan``: ``Q <- qr(Q + B)``, the QR method's
+    factorisations with nothing else (the addition is n^2; B is a fixed normal matrix, so Q + B stays well
+    conditioned)."""
+    B = jax.random.normal(key, (n, n), jnp.float32)
+
+    def run(Q: jax.Array, B: jax.Array) -> jax.Array:
+        return jax.lax.scan(lambda Q, _: (jnp.linalg.qr(Q + B)[0], None), Q, None, length=chain)[0]
+
+    return compile_call(run, (jnp.eye(n, dtype=jnp.float32), B))
+
+
 def large_matmul(size: int, key: jax.Array) -> Compiled:
     """One ``size`` x ``size`` float32 matmul."""
     A = jax.random.normal(key, (size, size), jnp.float32)
@@ -237,17 +284,21 @@ def large_matmul(size: int, key: jax.Array) -> Compiled:
 
 
 def main(cfg: Config) -> str:
-    """Checks, times both paths and the matmuls, prints the table, writes the run folder; returns the table."""
+    """Checks, times every path and the floors, prints the table, writes the run folder; returns the table."""
     if cfg.tiny:
         cfg = dataclasses.replace(cfg, **TINY, direct_k=None if cfg.direct_k is None else 3)
-    for field in ("length", "hidden_size", "input_size", "repeats", "check_length", "matmul_chain"):
+    chains = {field: cfg.length for field in ("matmul_chain", "qr_chain") if getattr(cfg, field) is None}
+    cfg = dataclasses.replace(cfg, **chains)
+    for field in ("length", "hidden_size", "input_size", "repeats", "check_length", "matmul_chain", "qr_chain"):
         if getattr(cfg, field) < 1:
             raise ValueError(f"{field}: expected a positive integer, got {getattr(cfg, field)}")
     if cfg.direct_k is not None and not 1 <= cfg.direct_k <= cfg.length + 1:
         raise ValueError(f"direct_k: expected None or 1..{cfg.length + 1} (T + 1), got {cfg.direct_k}")
+    if not 0 <= cfg.warmup < cfg.length:
+        raise ValueError(f"warmup: expected 0..{cfg.length - 1} (below the length), got {cfg.warmup}")
     start = time.perf_counter()
     run_dir = rj.experiment.start_run(cfg.name, cfg, root=cfg.root)
-    k_params, k_xs, k_check, k_chain, k_peak = jax.random.split(jax.random.key(cfg.seed), 5)
+    k_params, k_xs, k_check, k_chain, k_peak, k_qr = jax.random.split(jax.random.key(cfg.seed), 6)
     cell = rj.cells.make(cfg.cell, cfg.hidden_size)
     params = cell.init(k_params, cfg.input_size)
     xs = jax.random.normal(k_xs, (1, cfg.length, cfg.input_size), jnp.float32)
@@ -258,8 +309,12 @@ def main(cfg: Config) -> str:
 
     n = analysis.state_vector(cell.initial_carry(params)).shape[-1]
     calls = {
+        "pulled": compile_call(lambda p, x: pulled_products(cell, p, x), (params, xs)),
         "accumulated": compile_call(lambda p, x: accumulated_products(cell, p, x), (params, xs)),
+        "spectrum": compile_call(lambda p, x: spectrum(cell, p, x, cfg.warmup), (params, xs)),
+        "spectrum_jac": compile_call(lambda p, x: spectrum_from_jacobians(cell, p, x, cfg.warmup), (params, xs)),
         "chain": matmul_chain(n, cfg.matmul_chain, k_chain),
+        "qr": qr_chain(n, cfg.qr_chain, k_qr),
         "peak": large_matmul(cfg.peak_size, k_peak),
     }
     if cfg.direct_k is None:
@@ -274,33 +329,49 @@ def main(cfg: Config) -> str:
         fn = lambda p, x, k: direct_at(cell, p, x, k)  # noqa: E731
         calls["direct"] = compile_call(fn, (params, xs, jnp.asarray(ks)))
         timings, first = time_interleaved(calls, cfg.repeats)
-    acc, direct, chain, peak_timing = (timings[name] for name in ("accumulated", "direct", "chain", "peak"))
-    products, direct_out = np.asarray(first["accumulated"][0]), np.asarray(first["direct"])
+    products, direct_out = np.asarray(first["pulled"][0]), np.asarray(first["direct"])
+    exponents = np.asarray(first["spectrum"][0])
+    lyapunov_error = relative_error(exponents, np.asarray(first["spectrum_jac"][0]))
     del first
     full_error, vanished = per_k_error(products[ks], direct_out)
     del direct_out
+    direct = timings["direct"]
     per_k_s = direct.median_s / len(ks)
     direct_s = per_k_s * (T + 1)
 
-    rate = cfg.matmul_chain * 2 * n**3 / chain.median_s / 1e9
-    peak = 2 * cfg.peak_size**3 / peak_timing.median_s / 1e9
+    rate = cfg.matmul_chain * 2 * n**3 / timings["chain"].median_s / 1e9
+    peak = 2 * cfg.peak_size**3 / timings["peak"].median_s / 1e9
     floor_s = T * 2 * n**3 / (rate * 1e9)
+    qr_floor_s = timings["qr"].median_s * T / cfg.qr_chain
     elapsed = time.perf_counter() - start
 
-    timed_k = f"all {T + 1}" if cfg.direct_k is None else f"{len(ks)} of {T + 1}"
-    headers = ["T", "H", "n", "cell", "accumulated s", "direct s", "direct k timed", "direct/accumulated",
-               "matmul GFLOP/s", "floor s", "accumulated/floor"]  # fmt: skip
-    row = [T, cfg.hidden_size, n, cfg.cell, acc.median_s, direct_s, timed_k, direct_s / acc.median_s, rate, floor_s,
-           acc.median_s / floor_s]  # fmt: skip
-    table = rj.experiment.markdown_table(headers, [row])
+    timed_k = f"all {T + 1} k" if cfg.direct_k is None else f"{len(ks)} of {T + 1} k, extrapolated"
+    headers = ["computes", "by", "s", "floor", "floor s", "s/floor"]
+    rows = [
+        ["all da_T/da_k", "trajectory_products (pulled back)", timings["pulled"].median_s, "matmul", floor_s,
+         timings["pulled"].median_s / floor_s],
+        ["all da_T/da_k", "step_jacobians + jacobian_products", timings["accumulated"].median_s, "matmul", floor_s,
+         timings["accumulated"].median_s / floor_s],
+        ["all da_T/da_k", f"jax.jacrev per k ({timed_k})", direct_s, "matmul", floor_s, direct_s / floor_s],
+        [f"{n} Lyapunov exponents", "lyapunov_spectrum (JVPs)", timings["spectrum"].median_s, "QR", qr_floor_s,
+         timings["spectrum"].median_s / qr_floor_s],
+        [f"{n} Lyapunov exponents", "step_jacobians + lyapunov_from_jacobians", timings["spectrum_jac"].median_s,
+         "QR", qr_floor_s, timings["spectrum_jac"].median_s / qr_floor_s],
+    ]  # fmt: skip
+    table = rj.experiment.markdown_table(headers, rows)
     print(table)
 
     timing_table = rj.experiment.markdown_table(
         ["call", "median s", "min s", "max s", "repeats", "compile s"],
         [[label, t.median_s, t.min_s, t.max_s, t.repeats, t.compile_s] for label, t in (
-            ("accumulated (all k)", acc), (f"direct ({len(ks)} k)", direct),
-            (f"{cfg.matmul_chain} chained {n} x {n} matmuls", chain),
-            (f"one {cfg.peak_size} x {cfg.peak_size} matmul", peak_timing),
+            ("trajectory_products (all k)", timings["pulled"]),
+            ("step_jacobians + jacobian_products (all k)", timings["accumulated"]),
+            (f"direct ({len(ks)} k)", direct),
+            ("lyapunov_spectrum", timings["spectrum"]),
+            ("step_jacobians + lyapunov_from_jacobians", timings["spectrum_jac"]),
+            (f"{cfg.matmul_chain} chained {n} x {n} matmuls", timings["chain"]),
+            (f"{cfg.qr_chain} chained {n} x {n} QRs", timings["qr"]),
+            (f"one {cfg.peak_size} x {cfg.peak_size} matmul", timings["peak"]),
         )],
     )  # fmt: skip
     if cfg.direct_k is None:
@@ -317,23 +388,30 @@ def main(cfg: Config) -> str:
             "cotangents of (T + 1) x n x n per step leave the caches), so take this as a lower bound; "
             "`--direct-k None` measures it"
         )
-    rivals = "the two matmuls below" if cfg.direct_k is None else "the direct path and the two matmuls below"
-    body = f"""All `da_T/da_k`, k = 0..T, of one random sequence (batch 1) through the `{cfg.cell}` cell: T = {T},
-H = {cfg.hidden_size}, state size n = {n}, float32, on {jax.devices()[0].platform}.
+    rivals = "the other calls below" if cfg.direct_k is None else "the direct path and the other calls below"
+    body = f"""All `da_T/da_k`, k = 0..T, and all {n} Lyapunov exponents of one random sequence (batch 1) through the
+`{cfg.cell}` cell: T = {T}, H = {cfg.hidden_size}, state size n = {n}, float32, on {jax.devices()[0].platform}.
 
-- accumulated: `jit` of `step_jacobians` then `jacobian_products`. It, {rivals}
-  take turns, one call each per round, so that load from other processes falls on all alike; each time is the
-  median of {acc.repeats} rounds after a warm-up round.
+- pulled back: `jit` of `trajectory_products`, the n rows of `da_T/da_(k+1)` pulled back through step k + 1 by
+  its vector-Jacobian product. It, {rivals} take turns, one call each per round, so that load from other
+  processes falls on all alike; each time is the median of {timings["pulled"].repeats} rounds after a warm-up
+  round.
+- from step Jacobians: `jit` of `step_jacobians` (`jax.jacrev` of each step) then `jacobian_products`.
 - direct: `jax.jacrev` of `a_k -> a_T` through the unrolled steps, anew for each k; {direct_text}.
-- floor: the T chained products alone, `T * 2 * n^3` = {T * 2 * n**3 / 1e9:.4g} GFLOP, at the rate of
+- matmul floor: the T chained products alone, `T * 2 * n^3` = {T * 2 * n**3 / 1e9:.4g} GFLOP, at the rate of
   {cfg.matmul_chain} chained {n} x {n} matmuls in a `lax.scan` ({rate:.4g} GFLOP/s). One {cfg.peak_size} x
-  {cfg.peak_size} matmul runs at {peak:.4g} GFLOP/s. The accumulated path also computes the T step Jacobians,
-  so it does more than the floor's flops.
-- check before timing, T = {cfg.check_length}: against `direct_products`, the accumulated products differ by
-  {check["accumulated"]:.3g} and the benchmark's direct helper by {check["direct_at"]:.3g} (max |difference| /
-  max |entry|; both below {cfg.rtol:g}). At T = {T}, on the timed k, direct and accumulated differ by
-  at most {full_error:.3g} per k (the same measure per k), leaving out the {vanished} of {len(ks)} k whose
-  product has vanished below 1e-30 (float32 holds no relative precision near its underflow).
+  {cfg.peak_size} matmul runs at {peak:.4g} GFLOP/s.
+- Lyapunov exponents: `lyapunov_spectrum` (all n, warm-up {cfg.warmup} steps; the frame carried through n
+  Jacobian-vector products of each step) and `lyapunov_from_jacobians` of `step_jacobians`.
+- QR floor: {cfg.qr_chain} chained QRs of {n} x {n} matrices in a `lax.scan` (`Q <- qr(Q + B)`), times
+  T / {cfg.qr_chain}: the QR method's T factorisations with nothing else.
+- check before timing, T = {cfg.check_length}: against `direct_products`, the pulled-back products differ by
+  {check["pulled"]:.3g}, those from step Jacobians by {check["accumulated"]:.3g} and the benchmark's direct helper by
+  {check["direct_at"]:.3g}; `lyapunov_spectrum` differs from `lyapunov_from_jacobians` by {check["lyapunov"]:.3g} (max
+  |difference| / max |entry|; all below {cfg.rtol:g}). At T = {T}, on the timed k, direct and pulled-back
+  products differ by at most {full_error:.3g} per k (the same measure per k), leaving out the {vanished} of
+  {len(ks)} k whose product has vanished below 1e-30 (float32 holds no relative precision near its underflow);
+  the two spectra differ by {lyapunov_error:.3g}.
 
 {table}
 
@@ -341,11 +419,15 @@ H = {cfg.hidden_size}, state size n = {n}, float32, on {jax.devices()[0].platfor
 
 {timing_table}
 """
-    rj.experiment.write_report(run_dir, "All da_T/da_k: accumulated against direct jacrev", body, seconds=elapsed)
-    record = {"T": T, "H": cfg.hidden_size, "n": n, "cell": cfg.cell, "accumulated_s": acc.median_s,
+    rj.experiment.write_report(run_dir, "All da_T/da_k and the Lyapunov spectrum against their floors", body,
+                               seconds=elapsed)  # fmt: skip
+    record = {"T": T, "H": cfg.hidden_size, "n": n, "cell": cfg.cell,
+              "pulled_s": timings["pulled"].median_s, "accumulated_s": timings["accumulated"].median_s,
               "direct_s": direct_s, "direct_k": ks.tolist(), "direct_extrapolated": cfg.direct_k is not None,
               "direct_timed_s": direct.median_s, "matmul_gflops": rate, "peak_gflops": peak, "floor_s": floor_s,
-              "check_error": check, "full_error": full_error, "vanished_k": vanished, "elapsed_s": elapsed}  # fmt: skip
+              "spectrum_s": timings["spectrum"].median_s, "spectrum_from_jacobians_s": timings["spectrum_jac"].median_s,
+              "qr_floor_s": qr_floor_s, "check_error": check, "full_error": full_error, "vanished_k": vanished,
+              "lyapunov_error": lyapunov_error, "elapsed_s": elapsed}  # fmt: skip
     (run_dir / "metrics.jsonl").write_text(json.dumps(record) + "\n")
     return table
 

@@ -386,14 +386,14 @@ def _table_rows(table: str) -> list[dict[str, str]]:
 def render_jacobian_speed(report: str, links: Links) -> str:
     env, c = rj.experiment.report_facts(report)
     table = rj.experiment.tables_in(report)[0]
-    row = next(iter(rj.experiment.table_cells(table).values()))
     cell = {"rnn": "tanh RNN", "lstm": "LSTM", "gru": "GRU"}.get(c["cell"], c["cell"])
-    timed = f"timed on {row['direct k timed']} values of k and extrapolated" if c["direct_k"] else "all k timed"
     ran = _ran(env, links, "benchmarks/jacobian_speed.py")
     return "\n".join([
         f"`benchmarks/jacobian_speed.py` computes all `da_T/da_k` for T = {c['length']} and a {c['hidden_size']}-unit "
-        f"{cell} by accumulating step Jacobians, against a fresh `jax.jacrev` through the unrolled steps for every k "
-        f"({timed}), and against the matmul floor `T * 2 * n^3` flops. The run, {ran}.",
+        f"{cell} three ways (pulling the rows back through each step, from the step Jacobians, and a fresh "
+        "`jax.jacrev` through the unrolled steps for every k) against the matmul floor `T * 2 * n^3` flops, and its "
+        "whole Lyapunov spectrum two ways against the QR floor, T QRs of n x n matrices alone, each floor at this "
+        f"machine's rate measured in the same run. The run, {ran}.",
         "", table,
     ])  # fmt: skip
 

@@ -44,11 +44,13 @@ def test_step_jacobians_shapes_and_trajectory(cell):
 def test_accumulated_products_equal_direct_jacrev_fp32(cell):
     params, xs = setup(cell, seed=1)
     J = analysis.step_jacobians(cell, params, xs)
-    for t in (T, 3):
+    for t in (T, 3, 0):
         accumulated = analysis.jacobian_products(J, t)
+        pulled = analysis.trajectory_products(cell, params, xs, t)
         direct = analysis.direct_products(cell, params, xs, t)
         scale = np.abs(np.asarray(direct)).max()
         np.testing.assert_allclose(accumulated, direct, atol=1e-5 * scale, rtol=1e-5)
+        np.testing.assert_allclose(pulled, direct, atol=1e-5 * scale, rtol=1e-5)
 
 
 def test_accumulated_products_equal_direct_jacrev_float64(x64):
@@ -56,9 +58,11 @@ def test_accumulated_products_equal_direct_jacrev_float64(x64):
         params, xs = setup(cell, seed=2, dtype=jnp.float64)
         J = analysis.step_jacobians(cell, params, xs)
         accumulated = analysis.jacobian_products(J)
+        pulled = analysis.trajectory_products(cell, params, xs)
         direct = analysis.direct_products(cell, params, xs, T)
         scale = np.abs(np.asarray(direct)).max()
         np.testing.assert_allclose(accumulated, direct, atol=1e-10 * scale, rtol=1e-10)
+        np.testing.assert_allclose(pulled, direct, atol=1e-10 * scale, rtol=1e-10)
 
 
 def test_tanh_step_jacobian_is_the_closed_form():
@@ -218,6 +222,7 @@ def test_padded_batch_equals_each_sequence_cut_to_its_length(cell):
     states = analysis.trajectory(cell, params, xs, lengths=lengths)
     J = analysis.step_jacobians(cell, params, xs, lengths=lengths)
     products = analysis.jacobian_products(J, lengths=lengths)
+    pulled = analysis.trajectory_products(cell, params, xs, lengths=lengths)
     by_lag = analysis.norms_by_lag(J, lengths=lengths)
     N = analysis.norm_matrix(J, lengths=lengths)
     direct = analysis.direct_products(cell, params, xs, T, lengths=lengths)
@@ -234,6 +239,7 @@ def test_padded_batch_equals_each_sequence_cut_to_its_length(cell):
         assert_cut(states[b], analysis.trajectory(cell, params, cut)[0], L + 1)
         assert_cut(J[b], J_cut[0], L)
         assert_cut(products[b], analysis.jacobian_products(J_cut)[0], L + 1)
+        assert_cut(pulled[b], analysis.trajectory_products(cell, params, cut)[0], L + 1)
         assert_cut(direct[b], analysis.direct_products(cell, params, cut, L)[0], L + 1)
         cut_lag = analysis.norms_by_lag(J_cut)
         assert_cut(by_lag.norms[b], cut_lag.norms[0], L + 1)
@@ -432,6 +438,8 @@ def bad_inputs():
         ("t too large", lambda: analysis.jacobian_products(J, 6), r"t: expected an int in \[0, 5\]"),
         ("t negative", lambda: analysis.jacobian_products(J, -1), r"t: expected an int in \[0, 5\]"),
         ("t of direct_products", lambda: analysis.direct_products(lstm, p, xs, 1.0), "t: expected an int"),
+        ("t of trajectory_products", lambda: analysis.trajectory_products(lstm, p, xs, T + 1),
+         r"t: expected an int in \[0, 6\]"),
         ("jacobians rank 2", lambda: analysis.jacobian_products(J[0]), r"jacobians: expected square .* \(3, 3\)"),
         ("jacobians not square", lambda: analysis.norm_matrix(jnp.zeros((5, 3, 2))), "jacobians: expected square"),
         ("jacobians int", lambda: analysis.norms_by_lag(jnp.zeros((5, 3, 3), int)), "jacobians: expected a floating"),
@@ -444,6 +452,10 @@ def bad_inputs():
         ("k", lambda: analysis.lyapunov_from_jacobians(J, k=4), r"k: expected an int in \[1, 3\]"),
         ("k float", lambda: analysis.lyapunov_from_jacobians(J, k=1.5), "k: expected an int"),
         ("warmup", lambda: analysis.lyapunov_from_jacobians(J, warmup=5), r"warmup: expected an int in \[0, 4\]"),
+        ("k of the spectrum", lambda: analysis.lyapunov_spectrum(lstm, p, xs, k=2 * H + 1, warmup=0),
+         r"k: expected an int in \[1, 8\]"),
+        ("warmup of the spectrum", lambda: analysis.lyapunov_spectrum(lstm, p, xs),
+         r"warmup: expected an int in \[0, 5\]"),
         ("min_lag", lambda: analysis.norms_by_lag(J, min_lag=-1), "min_lag: expected an int >= 0"),
         ("fit lags", lambda: analysis.fit_rate(jnp.arange(3), jnp.ones(4)), r"lags: expected shape \(4,\)"),
         ("cell name", lambda: sj("lstm", p, xs), r"build it with rj.cells.make\('lstm', hidden_size\)"),

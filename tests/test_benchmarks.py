@@ -57,7 +57,7 @@ def test_rnn_speed_refuses_what_it_does_not_measure(load_script, tmp_path):
             rnn_speed.main(rj.experiment.parse_config(rnn_speed.Config, [*argv, "--root", str(tmp_path)]))
 
 
-def test_jacobian_speed_tiny_prints_a_table_with_a_positive_ratio(tmp_path, capsys, load_script):
+def test_jacobian_speed_tiny_prints_a_table_against_both_floors(tmp_path, capsys, load_script):
     jacobian_speed = load_script("benchmarks", "jacobian_speed")
     cfg = rj.experiment.parse_config(jacobian_speed.Config, ["--tiny", "--root", str(tmp_path)])
 
@@ -67,17 +67,18 @@ def test_jacobian_speed_tiny_prints_a_table_with_a_positive_ratio(tmp_path, caps
     report = (tmp_path / "jacobian_speed" / "report.md").read_text()
     assert table in report and "extrapolated" in report
     header, rule, *rows = [[c.strip() for c in line.strip("|").split("|")] for line in table.splitlines()]
-    assert header == [
-        "T", "H", "n", "cell", "accumulated s", "direct s", "direct k timed", "direct/accumulated",
-        "matmul GFLOP/s", "floor s", "accumulated/floor",
-    ]  # fmt: skip
-    assert set(rule) == {"---"} and len(rows) == 1
-    row = dict(zip(header, rows[0], strict=True))
-    assert (row["T"], row["H"], row["n"], row["cell"], row["direct k timed"]) == ("8", "4", "4", "rnn", "3 of 9")
-    for column in ("accumulated s", "direct s", "direct/accumulated", "matmul GFLOP/s", "floor s", "accumulated/floor"):
-        assert float(row[column]) > 0, column
-    ratio = float(row["direct s"]) / float(row["accumulated s"])
-    assert float(row["direct/accumulated"]) == pytest.approx(ratio, rel=5e-3)
+    assert header == ["computes", "by", "s", "floor", "floor s", "s/floor"]
+    assert set(rule) == {"---"} and len(rows) == 5
+    rows = [dict(zip(header, row, strict=True)) for row in rows]
+    assert [row["floor"] for row in rows] == ["matmul"] * 3 + ["QR"] * 2
+    assert rows[2]["by"] == "jax.jacrev per k (3 of 9 k, extrapolated)"
+    assert rows[3]["computes"] == "4 Lyapunov exponents"
+    for row in rows:
+        assert float(row["s"]) > 0 and float(row["floor s"]) > 0, row
+        assert float(row["s/floor"]) == pytest.approx(float(row["s"]) / float(row["floor s"]), rel=5e-3), row
+    assert len({row["floor s"] for row in rows[:3]}) == 1 and len({row["floor s"] for row in rows[3:]}) == 1
+    record = json.loads((tmp_path / "jacobian_speed" / "metrics.jsonl").read_text())
+    assert max(record["check_error"].values()) < cfg.rtol and record["lyapunov_error"] < 1e-4
 
 
 def test_rnn_speed_tiny_times_the_reference_scan_on_request(tmp_path, load_script):

@@ -40,7 +40,7 @@ def tanh_rnn(gain: float, seed: int = 1):
     [(rj.cells.lstm(3), np.array([12, 7, 9])), (rj.RNN(cell="gru", hidden_size=3, num_layers=2), None)],
     ids=["lstm-cell-lengths", "gru-net-stacked"],
 )
-def test_exponents_equal_the_qr_method_on_full_jacobians(model, lengths, getkey):
+def test_exponents_and_the_spectrum_equal_the_qr_method_on_full_jacobians(model, lengths, getkey):
     params = model.init(getkey(), 2)
     xs = jax.random.normal(getkey(), (3, 12, 2))
     k = 3
@@ -49,11 +49,14 @@ def test_exponents_equal_the_qr_method_on_full_jacobians(model, lengths, getkey)
     def both(params):
         ours = lyapunov_exponents(model, params, xs, lengths=lengths, k=k, warmup=4)
         loss = flossing_loss(model, params, xs, lengths=lengths, k=k, warmup=4)
-        return ours, loss, rj.analysis.lyapunov_spectrum(model, params, xs, k=k, warmup=4, lengths=lengths)
+        spectrum = rj.analysis.lyapunov_spectrum(model, params, xs, k=k, warmup=4, lengths=lengths)
+        jacobians = rj.analysis.step_jacobians(model, params, xs, lengths=lengths)
+        return ours, loss, spectrum, rj.analysis.lyapunov_from_jacobians(jacobians, k, 4, lengths)
 
-    ours, loss, reference = both(params)
+    ours, loss, spectrum, reference = both(params)
 
     np.testing.assert_allclose(ours, reference, atol=2e-5)
+    np.testing.assert_allclose(spectrum, reference, atol=2e-5)
     assert np.all(np.diff(np.asarray(ours), axis=-1) <= 0)  # largest first
     np.testing.assert_allclose(loss, np.mean(np.sum(np.asarray(reference) ** 2, -1)), rtol=1e-4)
 

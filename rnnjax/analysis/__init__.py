@@ -32,6 +32,7 @@ from rnnjax.analysis.jacobians import (
     state_vector,
     step_jacobians,
     trajectory,
+    trajectory_products,
 )
 from rnnjax.analysis.lyapunov import lyapunov_from_jacobians, lyapunov_spectrum
 from rnnjax.analysis.monitor import lyapunov_monitor
@@ -88,5 +89,6 @@ __all__ = [
     "state_vector",
     "step_jacobians",
     "trajectory",
+    "trajectory_products",
     "variance_map",
 ]

@@ -17,8 +17,8 @@ optimiser it uses, does not see.
 
 Here ``J_t Q_{t-1}`` is k Jacobian-vector products of the step (``jax.linearize``), never the ``n x n``
 Jacobian, so one flossing step costs about k forward passes and their backward pass. The estimate
-(:func:`lyapunov_exponents`) equals :func:`rnnjax.analysis.lyapunov_spectrum` (the same random frame, warm-up
-and lengths; tested).
+(:func:`lyapunov_exponents`) is :func:`rnnjax.analysis.lyapunov_spectrum`'s, with ``k`` and ``warmup`` by keyword
+and no defaults.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from rnnjax.analysis.lyapunov import system_exponents
 from rnnjax.analysis.systems import System, drive
 from rnnjax.analysis.validate import check_int
 from rnnjax.cells import Cell
@@ -40,35 +41,6 @@ from rnnjax.network import RNN
 from rnnjax.types import Array, Carry, Params
 
 __all__ = ["Flossed", "floss", "flossing_loss", "lyapunov_exponents"]
-
-
-def _frame(n: int, k: int, dtype: Any) -> Array:
-    """The starting frame of :func:`rnnjax.analysis.lyapunov_from_jacobians`: a fixed random orthonormal one."""
-    return jnp.linalg.qr(jax.random.normal(jax.random.key(0), (n, k), dtype))[0]
-
-
-def _system_exponents(system: System, k: int, warmup: int) -> Array:
-    """The ``k`` largest exponents ``(batch, k)`` of a driven :class:`System`, by QR through k JVPs a step."""
-    batch, time, n = system.inputs.shape[0], system.inputs.shape[1], system.states.shape[-1]
-    ends = jnp.full((batch,), time, jnp.int32) if system.lengths is None else system.lengths
-
-    def one(states: Array, inputs: Array, end: Array) -> Array:
-        def body(Q: Array, step: tuple[Array, Array, Array]) -> tuple[Array, Array]:
-            a, u, t = step  # t = 0..T-1: the step t + 1 from state a_t
-            _, tangent = jax.linearize(lambda s: system.step(s, u), a)
-            JQ = jax.vmap(tangent, in_axes=1, out_axes=1)(Q)
-            JQ = jnp.where(t < end, JQ, Q)  # a padded step is the identity, as in lyapunov_from_jacobians
-            Q, R = jnp.linalg.qr(JQ)
-            logs = jnp.log(jnp.abs(jnp.diagonal(R)))
-            return Q, jnp.where((t >= warmup) & (t < end), logs, 0.0)
-
-        steps = (states[:-1], inputs, jnp.arange(time, dtype=jnp.int32))
-        _, logs = jax.lax.scan(body, _frame(n, k, states.dtype), steps)
-        counted = (end - warmup).astype(logs.dtype)
-        return logs.sum(0) / jnp.where(counted > 0, counted, jnp.nan)
-
-    exponents = jax.vmap(one)(system.states, system.inputs, ends)
-    return -jnp.sort(-exponents, axis=-1)
 
 
 def _checked_drive(
@@ -100,7 +72,7 @@ def lyapunov_exponents(
         ``(batch, k)``, largest first; equal to ``lyapunov_spectrum(cell, params, xs, carry, k, warmup, lengths)``.
     """
     system, k, warmup = _checked_drive(cell, params, xs, carry, lengths, k, warmup, layer, direction)
-    return _system_exponents(system, k, warmup)
+    return system_exponents(system, k, warmup)
 
 
 def flossing_loss(

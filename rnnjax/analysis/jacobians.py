@@ -29,7 +29,10 @@ from rnnjax.cells import Cell
 from rnnjax.network import RNN
 from rnnjax.types import Array, Carry, Params
 
-__all__ = ["blocks", "direct_products", "state_from_vector", "state_vector", "step_jacobians", "trajectory"]
+__all__ = [
+    "blocks", "direct_products", "state_from_vector", "state_vector", "step_jacobians", "trajectory",
+    "trajectory_products",
+]  # fmt: skip
 
 
 def blocks(matrix: Array, cell: Cell | RNN) -> dict[str, Array]:
@@ -110,6 +113,55 @@ def step_jacobians(
         step, vmapped over batch and time.
     """
     return system_jacobians(drive(cell, params, xs, carry, lengths, layer, direction))
+
+
+def trajectory_products(
+    cell: Cell | RNN, params: Params, xs: Array, t: int | None = None, carry: Carry | None = None,
+    lengths: Array | None = None, *, layer: int | None = None, direction: int = 0,
+) -> Array:  # fmt: skip
+    """``da_t/da_k`` for one ``t`` and every ``k = 0..t``, from the model, without forming the step Jacobians.
+
+    The same products as ``jacobian_products(step_jacobians(...), t, lengths)``, accumulated backwards from
+    ``da_t/da_t = I`` as backpropagation through time does it: ``da_t/da_k = (da_t/da_{k+1}) J_{k+1}``, each of
+    the n rows of ``da_t/da_{k+1}`` pulled back through step k+1 by the step's vector-Jacobian product
+    (``jax.vjp``, vmapped over the rows). For a cell whose step is one matmul with the recurrent weights (the
+    tanh RNN: ``J = diag(1 - a_{k+1}^2) W``) a step costs one ``n x n`` by ``n x n`` matmul, the
+    ``T * 2 * n^3`` floor of the chain; forming ``J_{k+1}`` first (``jax.jacrev`` of the step: the same
+    matmul against the identity) and then multiplying costs two. Use :func:`step_jacobians` when the step
+    Jacobians themselves are wanted (their spectra, the Lyapunov exponents of several reductions).
+
+    Args:
+        cell, params, xs, carry, layer, direction: as in :func:`trajectory`.
+        t: the later time, 0..time (default time).
+        lengths: ``(batch,)`` valid steps; a sequence of length ``L < t`` holds its state, so its later time
+            is ``t_b = min(t, L)``.
+
+    Returns:
+        ``(batch, t + 1, n, n)`` like :func:`~rnnjax.analysis.jacobian_products`: entry k is
+        ``da_{t_b}/da_k`` (entry ``t_b`` the identity), NaN for ``k > t_b``.
+    """
+    system = drive(cell, params, xs, carry, lengths, layer, direction)
+    batch, time = system.inputs.shape[:2]
+    t = check_time(t, time)
+    ends = jnp.full((batch,), t) if system.lengths is None else jnp.minimum(system.lengths, t)
+    eye = jnp.eye(system.states.shape[-1], dtype=system.states.dtype)
+
+    def per_example(traj: Array, u_seq: Array, end: Array) -> Array:
+        def back(product: Array, step: tuple[Array, Array, Array]) -> tuple[Array, Array]:
+            a, u, s = step  # product = da_t/da_s; a = a_{s-1}, u = u_s: step s (s = 0: none)
+            out = jnp.where(s <= end, product, jnp.asarray(jnp.nan, product.dtype))
+            _, pull = jax.vjp(lambda state: system.step(state, u), a)
+            pulled = jax.vmap(lambda row: pull(row)[0])(product)
+            product = jnp.where((s >= 1) & (s <= end), pulled, product)  # beyond t_b the state is held: J = I
+            return product, out
+
+        # Entry k of the output is written at s = k, before step k is pulled through; so no copy of the
+        # (t + 1) x n x n result is made to prepend the last product or to mask k > t_b.
+        before = jnp.concatenate([traj[:1], traj[:t]])  # a_{s-1} at s, a_0 standing in at s = 0
+        inputs = jnp.concatenate([jnp.zeros_like(u_seq[:1]), u_seq[:t]])
+        return jax.lax.scan(back, eye, (before, inputs, jnp.arange(t + 1)), reverse=True)[1]
+
+    return jax.vmap(per_example)(system.states, system.inputs, ends)
 
 
 def direct_products(
