@@ -428,6 +428,10 @@ def _peak(row: Row, timing: Timing | None, rates: dict[str, float]) -> str:
     return f"{100 * row.case.flops() / timing.median_s / 1e9 / rate:.0f}"
 
 
+SHAPE_HEADER = ["batch", "time", "input", "hidden", "cell", "pass"]
+"""The columns of :func:`_shape_cells`, first in both tables."""
+
+
 def _shape_cells(case: Case) -> list[str]:
     return [*map(str, case.shape), case.cell, case.pass_]
 
@@ -435,24 +439,8 @@ def _shape_cells(case: Case) -> list[str]:
 def format_table(rows: Sequence[Row], rates: dict[str, float]) -> str:
     """The float32 table: throughput (sequences x steps / s) of each side, the ratios and their spread, and
     the share of the matmul rate."""
-    header = [
-        "batch",
-        "time",
-        "input",
-        "hidden",
-        "cell",
-        "pass",
-        "flax cell",
-        "ours",
-        "flax",
-        "torch",
-        "ours/flax",
-        "ours/torch",
-        "ours/flax q1-q3",
-        "ours/torch q1-q3",
-        "ours % of matmul rate",
-        "torch % of matmul rate",
-    ]
+    header = [*SHAPE_HEADER, "flax cell", "ours", "flax", "torch", "ours/flax", "ours/torch", "ours/flax q1-q3",
+              "ours/torch q1-q3", "ours % of matmul rate", "torch % of matmul rate"]  # fmt: skip
     lines = ["| " + " | ".join(header) + " |", "| " + " | ".join(["---:"] * 4 + ["---"] * 3 + ["---:"] * 9) + " |"]
     for row in rows:
         ours, flax_, torch_ = (row.case.throughput(t) for t in (row.ours, row.flax, row.torch))
@@ -469,26 +457,9 @@ def format_table(rows: Sequence[Row], rates: dict[str, float]) -> str:
 def format_mixed_table(rows: Sequence[Row], float32: dict[Case, Row], rates: dict[str, float]) -> str:
     """The mixed-precision table: ours against PyTorch's autocast, each side's speed-up over its own float32
     (where that was measured in this run) and its distance from float32."""
-    header = [
-        "batch",
-        "time",
-        "input",
-        "hidden",
-        "cell",
-        "pass",
-        "ours",
-        "torch",
-        "ours/torch",
-        "ours/torch q1-q3",
-        "ours % of matmul rate",
-        "torch % of matmul rate",
-        "ours / ours float32",
-        "torch / torch float32",
-        "ours dy",
-        "torch dy",
-        "ours dgrad",
-        "torch dgrad",
-    ]
+    header = [*SHAPE_HEADER, "ours", "torch", "ours/torch", "ours/torch q1-q3", "ours % of matmul rate",
+              "torch % of matmul rate", "ours / ours float32", "torch / torch float32", "ours dy", "torch dy",
+              "ours dgrad", "torch dgrad"]  # fmt: skip
     lines = ["| " + " | ".join(header) + " |", "| " + " | ".join(["---:"] * 4 + ["---"] * 2 + ["---:"] * 12) + " |"]
     for row in rows:
         ours, torch_ = row.case.throughput(row.ours), row.case.throughput(row.torch)
