@@ -322,6 +322,8 @@ def test_layer_and_direction_of_a_bidirectional_stack_against_jacrev_by_hand(cel
             np.testing.assert_allclose(states[b, s + 1], a, rtol=1e-5, atol=1e-6)
         assert np.isnan(np.asarray(J[b, L:])).all()
         np.testing.assert_allclose(a, analysis.state_vector(finals[layer][direction])[b], rtol=1e-5, atol=1e-6)
+    pulled = analysis.trajectory_products(net, params, xs, lengths=lengths, layer=layer, direction=direction)
+    np.testing.assert_allclose(pulled, analysis.jacobian_products(J, lengths=lengths), rtol=1e-5, atol=1e-6)
     if layer == 1:  # the last layer's h are the network's outputs, steps in their order of running
         traces = {}
         if cell.spec.gates is not None:
@@ -361,6 +363,7 @@ def test_stacked_state_against_jacrev_of_the_composed_step(cell):
     products = analysis.jacobian_products(J)
     direct = analysis.direct_products(net, params, xs, T)
     np.testing.assert_allclose(products, direct, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(analysis.trajectory_products(net, params, xs), direct, rtol=1e-4, atol=1e-6)
 
     def loss(ys, finals):  # the network's last output: depends on the state through a_T only
         return jnp.sum((ys[:, -1] - 1.0) ** 2)
